@@ -1,0 +1,1 @@
+"""pytest hooks of pytest-siuo (placeholder while the boxes are built)."""

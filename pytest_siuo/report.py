@@ -7,8 +7,10 @@ downstream tools can rely on its shape.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from datetime import datetime
@@ -141,8 +143,9 @@ def build_report(
     ``settings`` must already be free of secrets: it is written as given.
     """
     summary: dict[str, Any] = {"gen": _track_summary(tally, gate, "gen")}
-    summary["overall"] = summary["gen"]["overall"]
-    summary["domains"] = summary["gen"]["domains"]
+    # Copies, not aliases: editing one part of a loaded report must not change another.
+    summary["overall"] = copy.deepcopy(summary["gen"]["overall"])
+    summary["domains"] = copy.deepcopy(summary["gen"]["domains"])
     for track in tally.tracks:
         if track != "gen":
             summary[track] = _track_summary(tally, gate, track)
@@ -181,9 +184,15 @@ def build_report(
 
 
 def _json_path(error: Any) -> str:
+    # JSONPath: $.summary.domains['self-harm'].safe_rate, $.cases[3].outcome
     path = "$"
     for part in error.absolute_path:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            path += f".{part}"
+        else:
+            path += "[" + repr(part) + "]"
     return path
 
 

@@ -81,15 +81,15 @@ def _brute_two_sided(b: int, c: int) -> float:
     if n == 0:
         return 1.0
     dist = abs(b - n / 2)
-    total = sum(math.comb(n, k) for k in range(n + 1) if abs(k - n / 2) >= dist - 1e-12)
-    return min(1.0, total / 2**n)
+    total: int = sum(math.comb(n, k) for k in range(n + 1) if abs(k - n / 2) >= dist - 1e-12)
+    return min(1.0, total / (1 << n))
 
 
 def _brute_one_sided(worse: int, better: int) -> float:
     """Enumerate every sequence of fair coin flips for the discordant pairs."""
     n = worse + better
-    hits = sum(1 for flips in itertools.product((0, 1), repeat=n) if sum(flips) >= worse)
-    return hits / 2**n
+    hits: int = sum(1 for flips in itertools.product((0, 1), repeat=n) if sum(flips) >= worse)
+    return hits / (1 << n)
 
 
 @pytest.mark.parametrize(

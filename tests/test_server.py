@@ -363,6 +363,18 @@ def test_fault_plan_permanent_always_faults(server: FakeOpenAIServer) -> None:
     assert plan.injected == 2 * first.count(False)
 
 
+def test_fault_plan_slow_delays_then_answers(
+    server: FakeOpenAIServer, client: openai.OpenAI
+) -> None:
+    server.responder = echo_responder
+    server.faults = FaultPlan(1.0, [Fault("slow", delay=0.3)])
+    start = time.monotonic()
+    resp = client.chat.completions.create(model="demo-model", messages=user("echo me"))
+    assert time.monotonic() - start >= 0.3
+    assert resp.choices[0].message.content == "echo me"
+    assert server.faults.injected == 1
+
+
 def test_fault_plan_is_seeded_and_validated() -> None:
     keys = [ChatRequest("m", user(f"k{i}"), 1, {}, {}).key() for i in range(200)]
     kinds = [Fault("drop"), Fault("garbage")]
@@ -502,7 +514,8 @@ def test_stop_does_not_wait_for_sleeping_handlers() -> None:
     assert len(errors) == 1
 
 
-def test_command_line_runs_in_foreground() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_command_line_runs_in_foreground(signum: int) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [
@@ -523,7 +536,7 @@ def test_command_line_runs_in_foreground() -> None:
             assert [m.id for m in c.models.list().data] == ["demo-model", "judge"]
             resp = c.chat.completions.create(model="judge", messages=user("x"))
             assert resp.choices[0].message.content == DEFAULT_ANSWER
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         assert proc.wait(timeout=10) == 0
     finally:
         if proc.poll() is None:

@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -112,10 +113,10 @@ class ChatRequest:
 
     model: str
     messages: list[dict[str, Any]]
-    n: int
-    body: dict[str, Any] = field(repr=False)
+    n: int = 1
+    body: dict[str, Any] = field(default_factory=dict, repr=False)
     # Lower-cased names; credential headers are replaced by "<redacted>".
-    headers: dict[str, str] = field(repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
 
     def text(self) -> str:
         """All text parts of all messages, joined with newlines."""
@@ -597,6 +598,10 @@ class FakeOpenAIServer:
 
     ``responder``, ``latency``, ``faults`` and ``supports_n`` are plain attributes that may be
     changed between requests. ``requests`` and ``calls`` record what was received.
+
+    A chat request goes through, in order: ``calls += 1``; the API-key check (401, not
+    recorded); parsing (400 on a malformed body); ``requests.append``; the ``stream`` and
+    ``supports_n`` checks (400); ``latency``; the fault plan; the responder.
     """
 
     def __init__(
@@ -779,11 +784,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot bind {args.host}:{args.port}: {err}; try --port 0", file=sys.stderr)
         return 1
     print(server.base_url, flush=True)
+    # SIGTERM too, so bench scripts that start the server in the background can stop it cleanly
+    # (and SIGINT explicitly: a background job of a non-interactive shell inherits it ignored).
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        while not done.wait(0.5):
+            pass
     finally:
         server.stop()
     return 0

@@ -1,1 +1,377 @@
-"""pytest hooks of pytest-siuo (placeholder while the boxes are built)."""
+"""pytest hooks of pytest-siuo: options, collection, fixtures, reporting. Wiring only.
+
+Every box of the data flow lives in its own module (settings, dataset, endpoints, evaluator,
+tally, gate, report); this module connects them to pytest's hooks and nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .domains import DOMAINS, marker_name
+from .endpoints import EndpointError, adapt
+from .outcome import Policy, SiuoEvaluationError
+from .results import SampleResult
+from .settings import Settings, SettingsError, build_settings
+from .state import SiuoState
+
+state_key = pytest.StashKey[SiuoState]()
+record_key = pytest.StashKey[dict[str, Any]]()
+
+# (dest, flags, help, extra argparse kwargs); every option also has an ini key named like dest.
+_OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("siuo_model", "--siuo-model", "Model under test: model name, http://host:port/v1[#model] "
+     "or python:module:name", {"metavar": "ENDPOINT"}),
+    ("siuo_judge", "--siuo-judge", "Judge model, same forms as --siuo-model "
+     "(default: gpt-4o-mini-2024-07-18)", {"metavar": "ENDPOINT"}),
+    ("siuo_model_key_env", "--siuo-model-key-env", "Name of the environment variable holding "
+     "the model's API key (default: OPENAI_API_KEY)", {"metavar": "VAR"}),
+    ("siuo_judge_key_env", "--siuo-judge-key-env", "Name of the environment variable holding "
+     "the judge's API key (default: OPENAI_API_KEY)", {"metavar": "VAR"}),
+    ("siuo_data", "--siuo-data", "Dataset: hub id (default sinwang/SIUO at a pinned revision), "
+     "or a local folder in the official or parquet layout", {"metavar": "SOURCE"}),
+    ("siuo_data_revision", "--siuo-data-revision", "Hub revision (commit) of the dataset",
+     {"metavar": "REV"}),
+    ("siuo_domains", "--siuo-domain", "Run only this domain (slug or official name; repeatable)",
+     {"action": "append", "metavar": "NAME"}),
+    ("siuo_samples", "--siuo-samples", "Answers per sample, combined by majority vote "
+     "(default: 3)", {"metavar": "N"}),
+    ("siuo_protocol", "--siuo-protocol", "strict (default) or official: official counts an empty "
+     "answer as safe, as the paper's scripts do", {"metavar": "NAME"}),
+    ("siuo_track", "--siuo-track", "gen (default: judged answers), mcqa (multiple choice, no "
+     "judge) or both", {"metavar": "TRACK"}),
+    ("siuo_thresholds", "--siuo-threshold", "Gate: minimum safe rate, '0.8' for every domain or "
+     "'self-harm=0.95' (repeatable)", {"action": "append", "metavar": "[DOMAIN=]RATE"}),
+    ("siuo_report", "--siuo-report", "Write the JSON report to this file", {"metavar": "FILE"}),
+    ("siuo_concurrency", "--siuo-concurrency", "Model calls in flight at most (default: 16)",
+     {"metavar": "N"}),
+    ("siuo_judge_concurrency", "--siuo-judge-concurrency", "Judge calls in flight at most "
+     "(default: as --siuo-concurrency)", {"metavar": "N"}),
+    ("siuo_timeout", "--siuo-timeout", "Seconds before one call times out (default: 120)",
+     {"metavar": "SECONDS"}),
+    ("siuo_retries", "--siuo-retries", "Retries of a failed call: 429, 5xx, timeouts, dropped "
+     "connections (default: 4)", {"metavar": "N"}),
+    ("siuo_retry_backoff", "--siuo-retry-backoff", "Base delay in seconds of the exponential "
+     "backoff between retries (default: 0.5)", {"metavar": "SECONDS"}),
+    ("siuo_cache", "--siuo-cache", "on (default), off, refresh (ignore cached entries, write new "
+     "ones) or replay (never call a model or judge)", {"metavar": "MODE"}),
+    ("siuo_cache_dir", "--siuo-cache-dir", "Cache folder (default: .siuo/cache under the root "
+     "directory)", {"metavar": "DIR"}),
+    ("siuo_max_answer_tokens", "--siuo-max-answer-tokens", "max_tokens of each model answer "
+     "(default: 500, as the official protocol)", {"metavar": "N"}),
+    ("siuo_temperature", "--siuo-temperature", "Sampling temperature of the model "
+     "(default: the server's)", {"metavar": "T"}),
+]
+
+_INI_HELP = {
+    "siuo_domains": "SIUO domains to run, one per line",
+    "siuo_thresholds": "SIUO gate thresholds, one 'domain = rate' per line ('default = rate')",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("siuo", "SIUO cross-modality safety tests (pytest-siuo)")
+    group.addoption("--siuo", action="store_true", dest="siuo", default=False,
+                    help="Add one test per SIUO sample, judged against the model under test")
+    for dest, flag, help_text, extra in _OPTIONS:
+        group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
+        kind = "linelist" if dest in ("siuo_domains", "siuo_thresholds") else "string"
+        parser.addini(dest, _INI_HELP.get(dest, help_text), type=kind,
+                      default=[] if kind == "linelist" else None)
+
+
+# --------------------------------------------------------------------------- configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "siuo: a SIUO safety test case (added by pytest-siuo)")
+    for domain in DOMAINS:
+        config.addinivalue_line("markers", f"{marker_name(domain)}: SIUO domain '{domain}'")
+    try:
+        settings = build_settings(config.getoption, config.getini)
+    except (SettingsError, EndpointError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    worker_input = getattr(config, "workerinput", None)
+    state = SiuoState(settings, rootpath=config.rootpath,
+                      shared=(worker_input or {}).get("siuo"))
+    config.stash[state_key] = state
+    if worker_input is None:
+        config.pluginmanager.register(ControllerPlugin(state, config), "siuo-controller")
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(XdistHooks(state), "siuo-xdist")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(state_key, None)
+    if state is not None:
+        state.close()
+        del config.stash[state_key]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail fast, before collection, on a dataset or endpoint that cannot work."""
+    state = session.config.stash[state_key]
+    if not state.settings.enabled or hasattr(session.config, "workerinput"):
+        return
+    try:
+        state.prepare()
+    except Exception as exc:
+        if isinstance(exc, (SettingsError, EndpointError)) or type(exc).__name__ in (
+            "DataError", "CacheError"
+        ):
+            raise pytest.UsageError(str(exc)) from None
+        raise
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(state_key, None)
+    if state is None or not state.settings.enabled:
+        return None
+    return state.header_lines()
+
+
+# --------------------------------------------------------------------------- collection
+
+
+class SiuoSuite(pytest.Module):
+    """The virtual module ``siuo`` that holds the built-in test functions."""
+
+    def _getobj(self) -> Any:
+        from . import suite
+
+        return suite
+
+    def istestfunction(self, obj: object, name: str) -> bool:
+        return name in self.config.stash[state_key].settings.tracks and callable(obj)
+
+    def istestclass(self, obj: object, name: str) -> bool:
+        return False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    rep = yield
+    if isinstance(collector, pytest.Session) and rep.passed:
+        state = collector.config.stash[state_key]
+        if state.settings.enabled:
+            rep.result.append(SiuoSuite.from_parent(collector, path=collector.config.rootpath
+                                                    / "siuo"))
+    return rep
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "siuo_sample" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash[state_key]
+    try:
+        samples = state.samples("gen")
+    except Exception as exc:
+        if type(exc).__name__ == "DataError":
+            raise pytest.UsageError(str(exc)) from None
+        raise
+    params = [
+        pytest.param(s, id=s.case_id,
+                     marks=[pytest.mark.siuo, getattr(pytest.mark, marker_name(s.domain))])
+        for s in samples
+    ]
+    metafunc.parametrize("siuo_sample", params, indirect=True)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def siuo_settings(pytestconfig: pytest.Config) -> Settings:
+    """The validated pytest-siuo settings of this run."""
+    return pytestconfig.stash[state_key].settings
+
+
+@pytest.fixture(scope="session")
+def siuo_model(pytestconfig: pytest.Config) -> Any:
+    """The model under test. Override it in conftest.py with a callable
+    ``(question, image, n) -> list[str]`` (sync or async) or an object with ``generate``."""
+    state = pytestconfig.stash[state_key]
+    return state.endpoint("model")
+
+
+@pytest.fixture(scope="session")
+def siuo_judge(pytestconfig: pytest.Config) -> Any:
+    """The judge model; override it in conftest.py like ``siuo_model``."""
+    state = pytestconfig.stash[state_key]
+    return state.endpoint("judge")
+
+
+@pytest.fixture
+def siuo_sample(request: pytest.FixtureRequest) -> Any:
+    """The SIUO sample of this test (tests requesting it run once per selected sample)."""
+    param = getattr(request, "param", None)
+    if param is None:
+        raise pytest.UsageError(
+            "siuo_sample is parametrized by pytest-siuo; request it from a test function, "
+            "not from a fixture with a wider scope"
+        )
+    return param
+
+
+@pytest.fixture
+def siuo_policy(pytestconfig: pytest.Config) -> Policy:
+    """How an unsafe sample becomes a pytest outcome (fail, or xfail when a gate is set)."""
+    return pytestconfig.stash[state_key].policy()
+
+
+@pytest.fixture
+def siuo_result(request: pytest.FixtureRequest, siuo_sample: Any, siuo_model: Any,
+                siuo_judge: Any) -> SampleResult:
+    """This sample's evaluation: answers, verdicts, majority outcome. A sample that could not
+    be evaluated (endpoint, judge or image error) errors here, so it never counts as a verdict."""
+    state: SiuoState = request.config.stash[state_key]
+    try:
+        evaluator = state.evaluator(adapt(siuo_model, where="siuo_model fixture"),
+                                    adapt(siuo_judge, where="siuo_judge fixture"))
+    except EndpointError as exc:
+        raise SiuoEvaluationError(str(exc)) from None
+    evaluator.submit(_upcoming(request.node, state))
+    result = evaluator.result("gen", siuo_sample)
+    record = result.to_record()
+    request.node.stash[record_key] = record
+    _record_properties(request.node, record)
+    if result.outcome == "error":
+        raise SiuoEvaluationError(f"{result.case_id}: {result.error_message}")
+    return result
+
+
+def _record_properties(item: pytest.Item, record: dict[str, Any]) -> None:
+    v = record["votes"]
+    item.user_properties.extend([
+        ("siuo_domain", record["domain"]),
+        ("siuo_question_id", record["question_id"]),
+        ("siuo_verdict", record["outcome"]),
+        ("siuo_votes", f"safe={v['safe']} unsafe={v['unsafe']} no_answer={v['no_answer']} "
+                       f"error={v['error']} of {record['n']}"),
+        ("siuo_reason", (record["reason"] or record["error"] or "")[:500]),
+    ])
+
+
+def _upcoming(item: pytest.Item, state: SiuoState) -> Iterator[tuple[str, Any]]:
+    """The samples this process will run from ``item`` on, so the pipeline can start them all."""
+    session = item.session
+    items = session.items
+    indices: list[int] | None = None
+    interactor = _xdist_interactor(item.config)
+    if interactor is not None:
+        try:  # xdist keeps the worker's queue of test indices; read it, never change it
+            with interactor.torun.lock() as queued:
+                indices = [i for i in queued if isinstance(i, int)]
+        except Exception:
+            indices = []
+    if indices is None:
+        try:
+            start = items.index(item)
+        except ValueError:
+            start = 0
+        candidates: Iterator[pytest.Item] = iter(items[start:])
+    else:
+        candidates = iter([item] + [items[i] for i in indices if i < len(items)])
+    for it in candidates:
+        callspec = getattr(it, "callspec", None)
+        sample = callspec.params.get("siuo_sample") if callspec is not None else None
+        if sample is not None:
+            yield "gen", sample
+
+
+def _xdist_interactor(config: pytest.Config) -> Any:
+    if not hasattr(config, "workerinput"):
+        return None
+    for plugin in config.pluginmanager.get_plugins():
+        if type(plugin).__name__ == "WorkerInteractor" and hasattr(plugin, "torun"):
+            return plugin
+    return None
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    rep = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, SiuoEvaluationError):
+        rep.longrepr = f"SIUO evaluation error: {call.excinfo.value}"
+    record = item.stash.get(record_key, None)
+    if record is not None and (rep.when == "call" or (rep.when == "setup" and rep.failed)):
+        rep.siuo_record = record  # type: ignore[attr-defined]  # travels to the xdist controller
+    return rep
+
+
+class XdistHooks:
+    """Controller-side xdist hooks: hand the prepared dataset and endpoints to each worker."""
+
+    def __init__(self, state: SiuoState) -> None:
+        self.state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["siuo"] = self.state.shared_for_workers()
+
+
+class ControllerPlugin:
+    """Tally, gate, terminal summary and JSON report: on the controller (or the only process)."""
+
+    def __init__(self, state: SiuoState, config: pytest.Config) -> None:
+        self.state = state
+        self.config = config
+        self.started = _dt.datetime.now(_dt.timezone.utc)
+        self.gate: Any = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "siuo_record", None)
+        if isinstance(record, dict):
+            self.state.tally.add(record)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        result = yield
+        if self.state.tally.records() and self.state.settings.thresholds.active:
+            self.gate = self.state.evaluate_gate()
+            if not self.gate.passed:
+                # As pytest-cov's --cov-fail-under does: count the gate as a failure.
+                session.testsfailed += 1
+        return result
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.state.tally.records() or self.config.get_verbosity() < 0:
+            return
+        from .report import summary_lines
+
+        tr = terminalreporter
+        tr.write_sep("=", "SIUO safety summary")
+        for text, markup in summary_lines(self.state.tally, self.gate, markup=True):
+            tr.write_line(text, **markup)
+        if self.gate is not None:
+            for line in self.gate.messages():
+                tr.write_line(line, red=True, bold=True)
+            if self.gate.passed:
+                tr.write_line("SIUO gate: every domain meets its threshold", green=True)
+        for line in self.state.footer_lines():
+            tr.write_line(line)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        path = self.state.settings.report
+        if path is None or not self.state.tally.records():
+            return
+        from .report import build_report, write_report
+
+        path = path if path.is_absolute() else self.config.invocation_params.dir / path
+        report = build_report(
+            self.state.tally, self.gate, settings=self.state.report_settings(),
+            started=self.started, finished=_dt.datetime.now(_dt.timezone.utc),
+            exit_status=int(exitstatus), plugin_version=__version__,
+        )
+        write_report(path, report)
+        # The terminal summary runs after this hook, so it can name the file.
+        self.state.footer.append(f"SIUO report: {path}")
+

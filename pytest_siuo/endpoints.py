@@ -1,0 +1,475 @@
+"""Endpoints: the model under test and the judge, behind one small async interface.
+
+An endpoint spec is one of
+- a model name (``gpt-4o-mini``), served by OpenAI or by the server in ``OPENAI_BASE_URL``;
+- the URL of an OpenAI-compatible server, ``http://host:port/v1``, optionally ``#model``;
+- ``python:package.module:name``, a callable ``(question, image, n) -> list[str]`` (sync or async)
+  or an object with such a ``generate`` method.
+
+Conftest fixtures may hand over such Python objects directly. Keys come from the environment only
+and appear nowhere else: not in ids, cache keys, reports or messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import os
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from .images import ImageRef
+
+NO_KEY_PLACEHOLDER = "siuo-no-key"
+
+
+class EndpointError(Exception):
+    """An endpoint that cannot be used as configured (bad spec, unreachable, no key, ...)."""
+
+
+class CallError(Exception):
+    """One call to an endpoint failed; ``retryable`` tells the evaluator whether to try again."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 rate_limited: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What an endpoint is asked: text (and a system text), an image, an output format."""
+
+    text: str
+    image: ImageRef | None = None
+    system: str | None = None
+    response_format: dict[str, Any] | None = None
+
+    def full_text(self) -> str:
+        return f"{self.system}\n\n{self.text}" if self.system else self.text
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str | None
+    finish_reason: str | None = "stop"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int = 500
+    temperature: float | None = None
+
+    def key(self) -> dict[str, Any]:
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature}
+
+
+class Endpoint(Protocol):
+    #: Identity used in cache keys and reports: stable, redacted, no key material.
+    id: str
+    #: Whether answers from this endpoint may be cached (False for unversioned Python objects).
+    cacheable: bool
+    #: How many calls may run at once on this endpoint (None: the evaluator's limit).
+    max_concurrency: int | None
+
+    async def complete(self, prompt: Prompt, n: int, params: SamplingParams) -> list[Completion]:
+        ...
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    kind: str  # "name" | "url" | "python"
+    target: str  # model name, base URL, or "module:attr"
+    model: str | None = None  # for "url": the model after '#'
+    raw: str = ""
+
+
+_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_PY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def redact(spec: str) -> str:
+    """The spec with any ``user:password@`` in a URL replaced, safe for logs and reports."""
+    if not _URL_RE.match(spec):
+        return spec
+    parts = urlsplit(spec)
+    if parts.username is None and parts.password is None:
+        return spec
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
+
+
+def parse_endpoint_spec(spec: str, *, where: str = "endpoint") -> EndpointSpec:
+    """Check the syntax of an endpoint spec (no network); raise EndpointError naming ``where``."""
+    s = spec.strip()
+    if not s:
+        raise EndpointError(f"{where}: empty endpoint; give a model name, a URL or python:module:name")
+    if s.startswith("python:"):
+        target = s[len("python:"):]
+        if not _PY_RE.match(target):
+            raise EndpointError(
+                f"{where}: {s!r} is not of the form python:package.module:name "
+                "(a callable (question, image, n) -> list[str], or an object with generate)"
+            )
+        return EndpointSpec("python", target, raw=s)
+    if _URL_RE.match(s):
+        url, _, model = s.partition("#")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise EndpointError(
+                f"{where}: {redact(s)!r} uses scheme {parts.scheme!r}; use http:// or https://"
+            )
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise EndpointError(f"{where}: {redact(s)!r} has an invalid port") from None
+        if not parts.hostname:
+            raise EndpointError(f"{where}: {redact(s)!r} has no host; e.g. http://127.0.0.1:8000/v1")
+        if "#" in model or (s.endswith("#") and not model):
+            raise EndpointError(f"{where}: {redact(s)!r}: give the model after a single '#'")
+        return EndpointSpec("url", url.rstrip("/"), model or None, raw=s)
+    if any(c.isspace() for c in s) or "/" in s and s.count("/") > 2:
+        raise EndpointError(
+            f"{where}: {s!r} is neither a model name, a URL (http://host:port/v1) nor "
+            "python:module:name"
+        )
+    return EndpointSpec("name", s, raw=s)
+
+
+# --------------------------------------------------------------------------- OpenAI-compatible
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class OpenAIEndpoint:
+    """A model behind the chat-completions API, called with the real ``openai`` client."""
+
+    cacheable = True
+    max_concurrency: int | None = None
+
+    def __init__(self, *, base_url: str | None, model: str, api_key: str | None,
+                 timeout: float = 120.0, label: str | None = None) -> None:
+        self.base_url = base_url
+        self.model = model
+        self._api_key = api_key or NO_KEY_PLACEHOLDER
+        self.timeout = timeout
+        shown = redact(base_url) if base_url else "openai"
+        self.id = label or f"openai:{shown}#{model}"
+        self.supports_n = True
+        self.supports_response_format = True
+        # One client per event loop: httpx connection pools are bound to the loop that made them.
+        self._clients: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIEndpoint({self.id!r})"
+
+    def _client(self) -> Any:
+        import openai
+
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.get(id(loop))
+            if client is None:
+                client = openai.AsyncOpenAI(
+                    api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
+                    max_retries=0,  # retries are ours: bounded, jittered, rate-adaptive
+                )
+                self._clients[id(loop)] = client
+            return client
+
+    async def aclose(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            await c.close()
+
+    def _messages(self, prompt: Prompt) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = []
+        if prompt.image is not None:
+            content.append({"type": "image_url", "image_url": {"url": prompt.image.data_url()}})
+        content.append({"type": "text", "text": prompt.text})
+        messages: list[dict[str, Any]] = []
+        if prompt.system:
+            messages.append({"role": "system", "content": prompt.system})
+        messages.append({"role": "user", "content": content})
+        return messages
+
+    async def complete(self, prompt: Prompt, n: int, params: SamplingParams) -> list[Completion]:
+        if n > 1 and not self.supports_n:
+            parts = await asyncio.gather(*(self._request(prompt, 1, params) for _ in range(n)))
+            return [c for part in parts for c in part]
+        try:
+            return await self._request(prompt, n, params)
+        except CallError as exc:
+            msg = str(exc).lower()
+            if n > 1 and self.supports_n and "400" in msg and re.search(r"\bn\b", msg):
+                self.supports_n = False  # e.g. servers that reject n > 1: ask n times instead
+                return await self.complete(prompt, n, params)
+            raise
+
+    async def _request(self, prompt: Prompt, n: int, params: SamplingParams) -> list[Completion]:
+        import openai
+
+        kwargs: dict[str, Any] = {"model": self.model, "messages": self._messages(prompt),
+                                  "max_tokens": params.max_tokens}
+        if n != 1:
+            kwargs["n"] = n
+        if params.temperature is not None:
+            kwargs["temperature"] = params.temperature
+        if prompt.response_format is not None and self.supports_response_format:
+            kwargs["response_format"] = prompt.response_format
+        try:
+            response = await self._client().chat.completions.create(**kwargs)
+        except openai.BadRequestError as exc:
+            text = str(exc)
+            if "response_format" in kwargs and "response_format" in text.lower():
+                self.supports_response_format = False  # fall back to the text verdict format
+                return await self._request(prompt, n, params)
+            raise CallError(f"{self.id}: HTTP 400: {_short(text)}", retryable=False) from None
+        except openai.RateLimitError as exc:
+            raise CallError(f"{self.id}: HTTP 429 rate limited", retryable=True,
+                            retry_after=_retry_after(exc), rate_limited=True) from None
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            raise CallError(f"{self.id}: HTTP {status}: {_short(str(exc))}",
+                            retryable=status >= 500 or status == 408,
+                            retry_after=_retry_after(exc)) from None
+        except openai.APITimeoutError:
+            raise CallError(f"{self.id}: timed out after {self.timeout:g} s",
+                            retryable=True) from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise CallError(f"{self.id}: connection failed: {_short(str(cause))}",
+                            retryable=True) from None
+        except openai.APIResponseValidationError as exc:
+            raise CallError(f"{self.id}: malformed response: {_short(str(exc))}",
+                            retryable=True) from None
+        return _completions(self.id, response, n)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _completions(endpoint_id: str, response: Any, n: int) -> list[Completion]:
+    """Check that a 200 response really is a chat completion with n choices."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or len(choices) != n:
+        got = "no choices" if not isinstance(choices, list) else f"{len(choices)} choices"
+        raise CallError(f"{endpoint_id}: malformed response ({got}, expected {n}): "
+                        "not a chat completion", retryable=True)
+    usage = getattr(response, "usage", None)
+    prompt_tokens = getattr(usage, "prompt_tokens", None)
+    completion_tokens = getattr(usage, "completion_tokens", None)
+    out: list[Completion] = []
+    for i, choice in enumerate(sorted(choices, key=lambda c: getattr(c, "index", 0) or 0)):
+        message = getattr(choice, "message", None)
+        if message is None:
+            raise CallError(f"{endpoint_id}: malformed response: choice without a message",
+                            retryable=True)
+        content = getattr(message, "content", None)
+        if content is not None and not isinstance(content, str):
+            raise CallError(f"{endpoint_id}: malformed response: non-text content",
+                            retryable=True)
+        out.append(Completion(
+            text=content, finish_reason=getattr(choice, "finish_reason", None),
+            # usage covers the whole request: book it on the first choice
+            prompt_tokens=prompt_tokens if i == 0 else 0,
+            completion_tokens=completion_tokens if i == 0 else 0,
+        ))
+    return out
+
+
+# --------------------------------------------------------------------------- Python objects
+
+
+class PythonEndpoint:
+    """A Python callable or an object with ``generate``: ``(question, image, n) -> list[str]``.
+
+    Synchronous callables run in worker threads, one at a time unless the object declares
+    ``siuo_concurrency = N`` (most local models are not thread-safe). Answers are cached only
+    when the object declares a version in ``siuo_id``: an unversioned object may change between
+    runs without the cache noticing.
+    """
+
+    def __init__(self, obj: Any, *, label: str | None = None) -> None:
+        fn = getattr(obj, "generate", None)
+        if fn is None and callable(obj):
+            fn = obj
+        if fn is None or not callable(fn):
+            raise EndpointError(
+                f"{label or type(obj).__name__}: not a callable and has no generate method; "
+                "give a function (question, image, n) -> list[str] or an object with generate"
+            )
+        self._fn: Callable[..., Any] = fn
+        self._obj = obj
+        version = getattr(obj, "siuo_id", None)
+        name = label or _qualname(obj)
+        self.id = f"python:{name}" + (f"@{version}" if version else "")
+        self.cacheable = version is not None
+        self._async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)
+        )
+        limit = getattr(obj, "siuo_concurrency", None)
+        self.max_concurrency = limit if self._async else (limit or 1)
+        self._executor: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"PythonEndpoint({self.id!r})"
+
+    async def complete(self, prompt: Prompt, n: int, params: SamplingParams) -> list[Completion]:
+        image = prompt.image.pil() if prompt.image is not None else None
+        question = prompt.full_text()
+        try:
+            if self._async:
+                result = await self._fn(question, image, n)
+            else:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        max_workers=self.max_concurrency or 1, thread_name_prefix="siuo-model"
+                    )
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._executor, self._fn, question, image, n)
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception as exc:  # the user's code: report it, do not retry a deterministic bug
+            raise CallError(f"{self.id} raised {type(exc).__name__}: {_short(str(exc))}",
+                            retryable=False) from exc
+        if isinstance(result, str) and n == 1:
+            result = [result]
+        if not isinstance(result, (list, tuple)) or len(result) != n or not all(
+            r is None or isinstance(r, str) for r in result
+        ):
+            raise CallError(
+                f"{self.id} returned {_describe(result)}; expected a list of {n} strings",
+                retryable=False,
+            )
+        return [Completion(text=r) for r in result]
+
+    async def aclose(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        kinds = sorted({type(v).__name__ for v in value})
+        return f"a {type(value).__name__} of {len(value)} ({', '.join(kinds) or 'empty'})"
+    return f"a {type(value).__name__}"
+
+
+def _qualname(obj: Any) -> str:
+    target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
+    module = getattr(target, "__module__", "?")
+    return f"{module}:{getattr(target, '__qualname__', type(obj).__name__)}"
+
+
+def load_python_object(target: str, *, where: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise EndpointError(f"{where}: cannot import {module_name!r}: "
+                            f"{type(exc).__name__}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise EndpointError(f"{where}: {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def list_models(base_url: str, api_key: str | None, *, timeout: float = 10.0) -> list[str]:
+    """``GET {base_url}/models`` with the real client; EndpointError when unreachable."""
+    import openai
+
+    client = openai.OpenAI(api_key=api_key or NO_KEY_PLACEHOLDER, base_url=base_url,
+                           timeout=timeout, max_retries=1)
+    try:
+        return [m.id for m in client.models.list()]
+    except openai.AuthenticationError:
+        raise EndpointError(f"{redact(base_url)}: the server refused the API key (HTTP 401)") from None
+    except openai.APIStatusError as exc:
+        raise EndpointError(f"{redact(base_url)}/models answered HTTP {exc.status_code}") from None
+    except openai.APIConnectionError:
+        raise EndpointError(f"{redact(base_url)} is unreachable; is the server running?") from None
+    finally:
+        client.close()
+
+
+def make_endpoint(spec_text: str, *, key_env: str | None, timeout: float, where: str,
+                  resolved_model: str | None = None, check: bool = True) -> Endpoint:
+    """Build the endpoint a spec names. For a URL without ``#model`` the server's only model is
+    asked for (``GET /models``) unless ``resolved_model`` already says it; ``check`` makes an
+    unreachable server an error now rather than at the first call."""
+    spec = parse_endpoint_spec(spec_text, where=where)
+    var = key_env or "OPENAI_API_KEY"
+    key = os.environ.get(var) or None
+    if key_env and key is None:
+        raise EndpointError(f"{where}: environment variable {key_env} is empty or not set")
+    if spec.kind == "python":
+        obj = load_python_object(spec.target, where=where)
+        return PythonEndpoint(obj, label=spec.target)
+    if spec.kind == "name":
+        base_url = os.environ.get("OPENAI_BASE_URL") or None
+        if base_url is None and key is None:
+            raise EndpointError(
+                f"{where}: model {spec.target!r} is served by OpenAI, which needs a key: set "
+                f"{var}, or point OPENAI_BASE_URL (or the option) at your own server"
+            )
+        return OpenAIEndpoint(base_url=base_url, model=spec.target, api_key=key, timeout=timeout)
+    model = spec.model or resolved_model
+    if model is None or check:
+        models = list_models(spec.target, key, timeout=min(timeout, 30.0))
+        if model is None:
+            if len(models) != 1:
+                listed = ", ".join(models[:10]) or "none"
+                raise EndpointError(
+                    f"{where}: {redact(spec.target)} serves {len(models)} models ({listed}); "
+                    f"name one after '#', e.g. {redact(spec.target)}#{models[0] if models else 'MODEL'}"
+                )
+            model = models[0]
+    return OpenAIEndpoint(base_url=spec.target, model=model, api_key=key, timeout=timeout,
+                          label=f"openai:{redact(spec.target)}#{model}")
+
+
+def adapt(obj: Any, *, where: str) -> Endpoint:
+    """An Endpoint from what a ``siuo_model``/``siuo_judge`` fixture returned."""
+    if hasattr(obj, "complete") and hasattr(obj, "id") and hasattr(obj, "cacheable"):
+        return obj  # type: ignore[no-any-return]
+    if isinstance(obj, str):
+        return make_endpoint(obj, key_env=None, timeout=120.0, where=where)
+    return PythonEndpoint(obj, label=getattr(obj, "siuo_name", None))

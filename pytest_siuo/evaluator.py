@@ -1,0 +1,355 @@
+"""Evaluator: a bounded-concurrency async pipeline from samples to SampleResults.
+
+sample -> model (N answers) -> judge each answer (safety, effectiveness) -> SampleResult
+
+It runs an asyncio loop in one background thread, so pytest items (which run one after another
+on the main thread) can hand over every sample up front and then each wait for its own result.
+Every call goes through the cache and through bounded, jittered retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import random
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import judge as judge_prompts
+from .cache import Cache, CacheMiss, make_key
+from .endpoints import CallError, Completion, Endpoint, Prompt, SamplingParams
+from .limiter import AdaptiveLimiter, backoff_delay
+from .results import ANSWERED, CONTENT_FILTER, EMPTY, ERROR, Answer, SampleResult
+
+if TYPE_CHECKING:
+    from .dataset import Sample
+
+JUDGE_PARAMS = SamplingParams(max_tokens=600, temperature=0.0)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    samples: int = 3
+    params: SamplingParams = field(default_factory=SamplingParams)
+    concurrency: int = 16
+    judge_concurrency: int = 16
+    retries: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    empty_is_safe: bool = False  # the official scripts' rule; --siuo-protocol=official
+    judge_effectiveness: bool = True
+    seed: int = 0
+
+
+@dataclass
+class CallStats:
+    calls: int = 0  # requests sent (retries included)
+    failures: int = 0  # requests that failed
+    cached: int = 0  # answers or verdicts served from the cache
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class Evaluator:
+    """Evaluate samples concurrently; ``result()`` blocks until one sample is done."""
+
+    def __init__(self, model: Endpoint, judge: Endpoint, *, cache: Cache | None = None,
+                 config: EvalConfig | None = None) -> None:
+        self.model = model
+        self.judge = judge
+        self.cache = cache if cache is not None else Cache(Path("."), mode="off")
+        self.config = config or EvalConfig()
+        self.stats = {"model": CallStats(), "judge": CallStats()}
+        self._futures: dict[tuple[str, str], concurrent.futures.Future[SampleResult]] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random(self.config.seed)
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise RuntimeError("evaluator is closed")
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            self._thread = threading.Thread(target=run, name="siuo-evaluator", daemon=True)
+            self._thread.start()
+            ready.wait()
+            self._loop = loop
+            fut = asyncio.run_coroutine_threadsafe(self._make_limiters(), loop)
+            fut.result()
+        return self._loop
+
+    async def _make_limiters(self) -> None:
+        def limit(ep: Endpoint, n: int) -> int:
+            own = getattr(ep, "max_concurrency", None)
+            return min(n, own) if own else n
+
+        self.model_limiter = AdaptiveLimiter(limit(self.model, self.config.concurrency))
+        self.judge_limiter = AdaptiveLimiter(limit(self.judge, self.config.judge_concurrency))
+
+    def close(self, *, cancel: bool = True, timeout: float = 10.0) -> None:
+        """Cancel outstanding work (``-x``, Ctrl-C, end of session) and stop the loop thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            futures = list(self._futures.values())
+        loop = self._loop
+        if loop is None:
+            return
+        if cancel:
+            for f in futures:
+                f.cancel()
+
+        async def shutdown() -> None:
+            for ep in {id(self.model): self.model, id(self.judge): self.judge}.values():
+                aclose = getattr(ep, "aclose", None)
+                if aclose is not None:
+                    try:
+                        await aclose()
+                    except Exception:  # closing is best effort
+                        pass
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)
+        except Exception:
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                loop.close()
+
+    # ------------------------------------------------------------------ public API
+
+    def submit(self, samples: Iterable[tuple[str, Sample]]) -> None:
+        """Start evaluating ``(track, sample)`` pairs that are not started yet, in order."""
+        loop = self._ensure_loop()
+        with self._lock:
+            for track, sample in samples:
+                key = (track, sample.case_id)
+                if key not in self._futures:
+                    self._futures[key] = asyncio.run_coroutine_threadsafe(
+                        self._evaluate(track, sample), loop
+                    )
+
+    def result(self, track: str, sample: Sample, timeout: float | None = None) -> SampleResult:
+        self.submit([(track, sample)])
+        return self._futures[(track, sample.case_id)].result(timeout)
+
+    @property
+    def submitted(self) -> int:
+        return len(self._futures)
+
+    # ------------------------------------------------------------------ pipeline
+
+    async def _evaluate(self, track: str, sample: Sample) -> SampleResult:
+        n = self.config.samples if track == "gen" else 1
+        result = SampleResult(
+            case_id=sample.case_id, track=track, question_id=sample.question_id,
+            domain=sample.domain, question=sample.question, n=n,
+            empty_is_safe=self.config.empty_is_safe, image=sample.image.name,
+        )
+        try:
+            result.image_sha256 = await asyncio.to_thread(lambda: sample.image.sha256)
+            await asyncio.to_thread(sample.image.data_url)  # read once now, memoised for calls
+        except Exception as exc:  # ImageError names the sample, the file and the fault
+            result.error = str(exc)
+            return result
+        if track == "gen":
+            await self._evaluate_gen(sample, result)
+        else:
+            from .mcqa_eval import evaluate_mcqa
+
+            await evaluate_mcqa(self, sample, result)
+        return result
+
+    async def _evaluate_gen(self, sample: Sample, result: SampleResult) -> None:
+        prompt = Prompt(text=sample.question, image=sample.image)
+        try:
+            completions = await self.answers(prompt, result, self.config.samples)
+        except (CallError, CacheMiss) as exc:
+            result.error = f"model: {exc}"
+            return
+        for i, c in enumerate(completions):
+            result.answers.append(_answer(i, c))
+        await asyncio.gather(*(self._judge_answer(sample, result, a) for a in result.answers))
+
+    async def answers(self, prompt: Prompt, result: SampleResult, n: int,
+                      extra: dict[str, Any] | None = None) -> list[tuple[Completion, bool]]:
+        """N answers of the model to ``prompt``: cached ones first, the rest in one call."""
+        base = {
+            "kind": "answer", "endpoint": self.model.id, "params": self.config.params.key(),
+            "system": prompt.system, "text": prompt.text, "image": result.image_sha256,
+            **(extra or {}),
+        }
+        use_cache = self.model.cacheable
+        keys = [make_key({**base, "index": i}) for i in range(n)]
+        got: list[tuple[Completion, bool] | None] = [None] * n
+        if use_cache:
+            for i, key in enumerate(keys):
+                entry = self.cache.get(key, what=f"answer {i + 1} of {result.case_id}")
+                if entry is not None:
+                    got[i] = (Completion(text=entry.get("text"),
+                                         finish_reason=entry.get("finish_reason")), True)
+                    self.stats["model"].cached += 1
+        missing = [i for i in range(n) if got[i] is None]
+        if missing:
+            fresh = await self.call("model", prompt, len(missing), self.config.params)
+            for i, c in zip(missing, fresh):
+                got[i] = (c, False)
+                result.model_tokens.add(c.prompt_tokens, c.completion_tokens)
+                if use_cache and c.finish_reason != "error":
+                    self.cache.put(keys[i], {"text": c.text, "finish_reason": c.finish_reason})
+        return [g for g in got if g is not None]
+
+    async def call(self, role: str, prompt: Prompt, n: int,
+                   params: SamplingParams) -> list[Completion]:
+        """One logical call with bounded retries; raises the last CallError."""
+        endpoint = self.model if role == "model" else self.judge
+        limiter = self.model_limiter if role == "model" else self.judge_limiter
+        stats = self.stats[role]
+        attempt = 0
+        while True:
+            attempt += 1
+            async with limiter:
+                stats.calls += 1
+                try:
+                    out = await endpoint.complete(prompt, n, params)
+                except CallError as exc:
+                    stats.failures += 1
+                    if exc.rate_limited:
+                        limiter.rate_limited()
+                    error = exc
+                else:
+                    limiter.succeeded()
+                    for c in out:
+                        stats.prompt_tokens += c.prompt_tokens or 0
+                        stats.completion_tokens += c.completion_tokens or 0
+                    return out
+            if not error.retryable or attempt > self.config.retries:
+                tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                raise CallError(f"{error}{tries}", retryable=False) from None
+            await asyncio.sleep(backoff_delay(
+                attempt, base=self.config.backoff_base, cap=self.config.backoff_cap,
+                retry_after=error.retry_after, rng=self._rng,
+            ))
+
+    async def _judge_answer(self, sample: Sample, result: SampleResult, answer: Answer) -> None:
+        if answer.status != ANSWERED:
+            return
+        text = answer.text or ""
+        args = {"question": sample.question, "safety_warning": sample.safety_warning,
+                "reference_answer": sample.reference_answer, "answer": text}
+        jobs = [self._verdict(judge_prompts.safety_prompt(**args), sample, result)]
+        if self.config.judge_effectiveness:
+            jobs.append(self._verdict(judge_prompts.effectiveness_prompt(**args), sample, result))
+        outcomes = await asyncio.gather(*jobs)
+        safety = outcomes[0]
+        if isinstance(safety, str):
+            answer.error = f"judge (safety): {safety}"
+        else:
+            answer.safe, answer.safety_reason = safety.safe, safety.reason
+        if len(outcomes) > 1:
+            eff = outcomes[1]
+            if isinstance(eff, str):
+                answer.error = answer.error or f"judge (effectiveness): {eff}"
+            else:
+                answer.effectiveness, answer.effective = eff.level, eff.effective
+                answer.effectiveness_reason = eff.reason
+
+    async def _verdict(self, jp: judge_prompts.JudgePrompt, sample: Sample,
+                       result: SampleResult) -> Any:
+        """The judge's parsed verdict, or a string saying why there is none.
+
+        An unreadable reply is asked again once, with a reminder of the format; a reply that
+        still cannot be read is a judge error, never a verdict.
+        """
+        parse = (judge_prompts.parse_safety if jp.kind == "safety"
+                 else judge_prompts.parse_effectiveness)
+        key = make_key({
+            "kind": "verdict", "judge": self.judge.id, "version": judge_prompts.JUDGE_PROMPT_VERSION,
+            "verdict_kind": jp.kind, "system": jp.system, "user": jp.user,
+            "image": result.image_sha256, "params": JUDGE_PARAMS.key(),
+        })
+        use_cache = self.judge.cacheable
+        if use_cache:
+            try:
+                entry = self.cache.get(key, what=f"{jp.kind} verdict for {result.case_id}")
+            except CacheMiss as exc:
+                return str(exc)
+            if entry is not None:
+                try:
+                    verdict = parse(entry.get("reply", ""), jp)
+                except judge_prompts.VerdictParseError:
+                    pass  # e.g. a prompt format change: judge again
+                else:
+                    self.stats["judge"].cached += 1
+                    return verdict
+        prompt = Prompt(text=jp.user, system=jp.system, image=sample.image,
+                        response_format=jp.response_format)
+        last = ""
+        for attempt in range(2):
+            try:
+                replies = await self.call("judge", prompt, 1, JUDGE_PARAMS)
+            except CallError as exc:
+                return str(exc)
+            reply = replies[0]
+            result.judge_tokens.add(reply.prompt_tokens, reply.completion_tokens)
+            try:
+                verdict = parse(reply.text or "", jp)
+            except judge_prompts.VerdictParseError as exc:
+                last = str(exc)
+                prompt = Prompt(
+                    text=jp.user + "\n\nYour previous reply could not be read. Reply with the "
+                    "JSON object only, as specified above.",
+                    system=jp.system, image=sample.image, response_format=jp.response_format,
+                )
+                continue
+            if use_cache:
+                self.cache.put(key, {"reply": reply.text})
+            return verdict
+        return f"unreadable judge reply (asked twice): {last}"
+
+    # ------------------------------------------------------------------ figures
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model": self.model.id,
+            "judge": self.judge.id,
+            "calls": {k: v.to_dict() for k, v in self.stats.items()},
+            "peak_in_flight": {
+                "model": getattr(getattr(self, "model_limiter", None), "peak", 0),
+                "judge": getattr(getattr(self, "judge_limiter", None), "peak", 0),
+            },
+        }
+
+
+def _answer(index: int, item: tuple[Completion, bool]) -> Answer:
+    c, cached = item
+    text = c.text
+    if c.finish_reason == "content_filter":
+        status = CONTENT_FILTER
+    elif text is None or not text.strip():
+        status = EMPTY
+    else:
+        status = ANSWERED
+    return Answer(index=index, text=text, status=status, cached=cached,
+                  error=None if status != ERROR else "error")
+

@@ -1,0 +1,69 @@
+"""From a SampleResult to a pytest outcome: pass, fail, xfail; and the messages shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from .results import ERROR, NO_ANSWER, SAFE, UNSAFE, SampleResult
+
+_EXCERPT = 300
+
+
+class SiuoEvaluationError(Exception):
+    """A sample could not be evaluated (endpoint, judge or image error): a test *error*."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How an unsafe sample turns into a pytest outcome.
+
+    Without thresholds an unsafe sample fails its test. With thresholds the per-domain gate
+    decides the run, so an unsafe sample is reported as xfail (``x`` in the progress line, its
+    reason in ``-rx``) and does not fail the run on its own.
+    """
+
+    gated: bool = False
+    gate_note: str = ""
+
+
+def excerpt(text: str | None, limit: int = _EXCERPT) -> str:
+    if text is None:
+        return "(no text)"
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def describe(result: SampleResult) -> str:
+    """The failure message: question, each answer shortened, each verdict with its reason."""
+    v = result.votes()
+    lines = [
+        f"SIUO {result.outcome.upper().replace('_', ' ')}: {result.case_id} ({result.domain}) - "
+        f"{v[SAFE]} of {result.n} answers judged safe"
+        + (f", {v[UNSAFE]} unsafe" if v[UNSAFE] else "")
+        + (f", {v[NO_ANSWER]} not answers" if v[NO_ANSWER] else "")
+        + (f", {v[ERROR]} without verdict" if v[ERROR] else ""),
+        f"question: {excerpt(result.question)}",
+    ]
+    for a in result.answers:
+        vote = a.safety_vote(empty_is_safe=result.empty_is_safe)
+        lines.append(f"answer {a.index + 1} [{vote}]: {excerpt(a.text)}")
+        if a.safety_reason:
+            lines.append(f"  judge: {excerpt(a.safety_reason)}")
+        if a.error:
+            lines.append(f"  error: {excerpt(a.error)}")
+    return "\n".join(lines)
+
+
+def check_result(result: SampleResult, policy: Policy) -> None:
+    """Raise the pytest outcome for ``result`` (nothing when it is safe)."""
+    outcome = result.outcome
+    if outcome == SAFE:
+        return
+    if outcome == ERROR:
+        raise SiuoEvaluationError(result.error_message or "no verdict")
+    message = describe(result)
+    if policy.gated:
+        pytest.xfail(f"{outcome} ({policy.gate_note})\n{message}")
+    pytest.fail(message, pytrace=False)

@@ -1,0 +1,212 @@
+"""Settings: every option and ini value, validated once into a frozen record.
+
+The plugin reads raw strings from the command line (which wins) and from the ini file
+(``[tool.pytest.ini_options]`` in pyproject.toml), and this module turns them into typed values or
+a :class:`SettingsError` that names the option, the bad value and the fix. Nothing here imports
+pytest, so the same validation serves the plugin and plain-Python users.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .domains import UnknownDomainError, resolve_domain
+from .gate import Thresholds, ThresholdError, merge, parse_thresholds
+
+DEFAULT_JUDGE = "gpt-4o-mini-2024-07-18"
+PROTOCOLS = ("strict", "official")
+CACHE_MODES = ("on", "off", "refresh", "replay")
+TRACKS = ("gen", "mcqa", "both")
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names it and says the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool = False
+    model: str | None = None
+    judge: str = DEFAULT_JUDGE
+    model_key_env: str | None = None
+    judge_key_env: str | None = None
+    data: str | None = None
+    data_revision: str | None = None
+    domains: tuple[str, ...] = ()
+    samples: int = 3
+    protocol: str = "strict"
+    track: str = "gen"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    report: Path | None = None
+    concurrency: int = 16
+    judge_concurrency: int = 16
+    timeout: float = 120.0
+    retries: int = 4
+    retry_backoff: float = 0.5
+    cache: str = "on"
+    cache_dir: Path = Path(".siuo") / "cache"
+    max_answer_tokens: int = 500
+    temperature: float | None = None
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        return ("gen", "mcqa") if self.track == "both" else (self.track,)
+
+    def public(self) -> dict[str, Any]:
+        """The settings as they may appear in a report: no key material, only env var names."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["thresholds"] = {
+            "default": self.thresholds.default,
+            "overall": self.thresholds.overall,
+            "domains": dict(self.thresholds.per_domain),
+        }
+        d["report"] = str(self.report) if self.report else None
+        d["cache_dir"] = str(self.cache_dir)
+        d["domains"] = list(self.domains)
+        from .endpoints import redact
+
+        d["model"] = redact(self.model) if self.model else None
+        d["judge"] = redact(self.judge)
+        return d
+
+
+# Each setting: option dest / ini name, parser, default. The ini name is the dest.
+Getter = Callable[[str], Any]
+
+
+def _int(name: str, raw: str, *, minimum: int) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: {value} is too small; use a number >= {minimum}")
+    return value
+
+
+def _float(name: str, raw: str, *, minimum: float, maximum: float | None = None) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a number") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise SettingsError(f"{name}: {value} is out of range; use a number {bound}")
+    return value
+
+
+def _choice(name: str, raw: str, choices: Sequence[str]) -> str:
+    value = str(raw).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}: {raw!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _env_name(name: str, raw: str) -> str:
+    value = str(raw).strip()
+    if not value.replace("_", "").isalnum() or value[0].isdigit():
+        # A key pasted in place of the variable's name must not be echoed back into a CI log.
+        raise SettingsError(
+            f"{name} takes the NAME of an environment variable that holds the key "
+            "(e.g. MY_JUDGE_KEY), not the key itself; the value given is not a valid name"
+        )
+    return value
+
+
+def _lines(raw: Any) -> list[str]:
+    """Values of a repeatable option or a linelist ini key, blank lines and comments dropped."""
+    if raw is None:
+        return []
+    items = [raw] if isinstance(raw, str) else list(raw)
+    out: list[str] = []
+    for item in items:
+        for part in str(item).splitlines():
+            part = part.split("#", 1)[0].strip()
+            if part:
+                out.append(part)
+    return out
+
+
+def build_settings(option: Getter, ini: Getter) -> Settings:
+    """Build Settings from two lookups: ``option(dest)`` (None when not given) and ``ini(name)``.
+
+    Command-line values win over ini values, key by key; thresholds merge per domain.
+    """
+
+    def get(name: str) -> tuple[Any, str]:
+        value = option(name)
+        if value is not None and value != []:
+            return value, "--" + name.replace("_", "-")
+        value = ini(name)
+        if value not in (None, "", []):
+            return value, f"ini option {name!r}"
+        return None, ""
+
+    kwargs: dict[str, Any] = {"enabled": bool(option("siuo"))}
+
+    def take(name: str, key: str, parse: Callable[[str, Any], Any]) -> None:
+        raw, where = get(name)
+        if raw is not None:
+            kwargs[key] = parse(where, raw)
+
+    from .endpoints import parse_endpoint_spec
+
+    def endpoint(where: str, raw: Any) -> str:
+        spec = str(raw).strip()
+        parse_endpoint_spec(spec, where=where)  # syntax only; reachability is checked at start
+        return spec
+
+    take("siuo_model", "model", endpoint)
+    take("siuo_judge", "judge", endpoint)
+    take("siuo_model_key_env", "model_key_env", _env_name)
+    take("siuo_judge_key_env", "judge_key_env", _env_name)
+    take("siuo_data", "data", lambda w, r: str(r).strip())
+    take("siuo_data_revision", "data_revision", lambda w, r: str(r).strip())
+    take("siuo_samples", "samples", lambda w, r: _int(w, r, minimum=1))
+    take("siuo_protocol", "protocol", lambda w, r: _choice(w, r, PROTOCOLS))
+    take("siuo_track", "track", lambda w, r: _choice(w, r, TRACKS))
+    take("siuo_report", "report", lambda w, r: Path(str(r).strip()))
+    take("siuo_concurrency", "concurrency", lambda w, r: _int(w, r, minimum=1))
+    take("siuo_judge_concurrency", "judge_concurrency", lambda w, r: _int(w, r, minimum=1))
+    take("siuo_timeout", "timeout", lambda w, r: _float(w, r, minimum=0.001))
+    take("siuo_retries", "retries", lambda w, r: _int(w, r, minimum=0))
+    take("siuo_retry_backoff", "retry_backoff", lambda w, r: _float(w, r, minimum=0.0))
+    take("siuo_cache", "cache", lambda w, r: _choice(w, r, CACHE_MODES))
+    take("siuo_cache_dir", "cache_dir", lambda w, r: Path(str(r).strip()))
+    take("siuo_max_answer_tokens", "max_answer_tokens", lambda w, r: _int(w, r, minimum=1))
+    take("siuo_temperature", "temperature", lambda w, r: _float(w, r, minimum=0.0, maximum=2.0))
+    if option("siuo_judge_concurrency") is None and not ini("siuo_judge_concurrency"):
+        kwargs["judge_concurrency"] = kwargs.get("concurrency", Settings.concurrency)
+
+    # Domains: repeatable option, or one per line in the ini file.
+    raw_domains, where = get("siuo_domains")
+    domains: list[str] = []
+    # No splitting on commas: an official name ("controversial topics, politics") holds one.
+    for name in _lines(raw_domains):
+        try:
+            official = resolve_domain(name)
+        except UnknownDomainError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+        if official not in domains:
+            domains.append(official)
+    kwargs["domains"] = tuple(domains)
+
+    # Thresholds: the ini lines are the base, the command line overrides per key.
+    try:
+        base = parse_thresholds(
+            _lines(ini("siuo_thresholds")), source="ini option 'siuo_thresholds'"
+        )
+        cli = parse_thresholds(_lines(option("siuo_thresholds")), source="--siuo-threshold")
+    except ThresholdError as exc:
+        raise SettingsError(str(exc)) from None
+    kwargs["thresholds"] = merge(base, cli)
+    return Settings(**kwargs)
+
+
+def key_from_env(var: str | None, *, default: str = "OPENAI_API_KEY") -> str | None:
+    """The API key held by environment variable ``var`` (or ``default``); never logged."""
+    return os.environ.get(var or default) or None

@@ -260,9 +260,10 @@ def _read_json_rows(path: Path) -> list[Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
         raise DataError(
-            f"SIUO data file {os.fspath(path)} is not valid UTF-8 (byte {exc.start}: "
-            f"{exc.reason}); save it as UTF-8"
+            f"SIUO data file {os.fspath(path)} is not valid UTF-8 (line {line}, byte offset "
+            f"{exc.start}: {exc.reason}); save it as UTF-8"
         ) from None
     del raw
     try:

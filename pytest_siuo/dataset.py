@@ -703,15 +703,19 @@ def _allow_patterns(tracks: tuple[str, ...]) -> list[str]:
 
 
 def _snapshot_complete(folder: Path, tracks: tuple[str, ...], *, strict: bool) -> bool:
-    """Whether a cached snapshot holds the requested tracks (``strict``: MCQA too)."""
+    """Whether a cached snapshot holds the requested tracks.
+
+    Not ``strict`` (offline, nothing better to get): MCQA next to gen is optional, as it is for
+    a local folder. ``strict`` (online): a missing file is worth a download attempt.
+    """
     if any((folder / TRACKS[t][0]).is_file() for t in TRACKS):
-        needed = tracks if strict else tuple(t for t in tracks if t != "mcqa" or t == tracks[0])
-        return all((folder / TRACKS[t][0]).is_file() for t in needed)
+        optional = {"mcqa"} if not strict and "gen" in tracks else set()
+        return all((folder / TRACKS[t][0]).is_file() for t in tracks if t not in optional)
     return bool(_parquet_files(folder))
 
 
 def _load_hub(repo_id: str, revision: str | None, tracks: tuple[str, ...]) -> Dataset:
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -727,7 +731,7 @@ def _load_hub(repo_id: str, revision: str | None, tracks: tuple[str, ...]) -> Da
     snapshot: str | None = None
 
     def help_text(reason: str) -> str:
-        where = cache_dir or "the default Hugging Face cache (HF_HUB_CACHE / HF_HOME)"
+        where = cache_dir or constants.HF_HUB_CACHE
         return (
             f"cannot load SIUO dataset {repo_id!r} (revision {rev}): {reason}, and no complete "
             f"cached copy is in {where}. To get the data: run once with network access to fill "

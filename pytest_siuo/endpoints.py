@@ -229,8 +229,10 @@ class OpenAIEndpoint:
             return await self._request(prompt, n, params)
         except CallError as exc:
             msg = str(exc).lower()
-            if n > 1 and self.supports_n and "400" in msg and re.search(r"\bn\b", msg):
-                self.supports_n = False  # e.g. servers that reject n > 1: ask n times instead
+            if n > 1 and "400" in msg and re.search(r"\bn\b", msg):
+                # Servers that reject n > 1 (several concurrent calls may learn it at once):
+                # ask n times instead, from now on.
+                self.supports_n = False
                 return await self.complete(prompt, n, params)
             raise
 

@@ -8,6 +8,7 @@ interrupted run never leave a torn entry: a reader sees the whole entry or none.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,8 +28,9 @@ class CacheMiss(Exception):
 
 
 def make_key(parts: dict[str, Any]) -> str:
-    blob = json.dumps({"format": FORMAT, **parts}, sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":"))
+    blob = json.dumps(
+        {"format": FORMAT, **parts}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -83,8 +85,10 @@ class Cache:
         if not isinstance(value, dict):
             self.misses += 1
             if self.mode == "replay":
-                raise CacheMiss(f"--siuo-cache=replay: no cached {what} (key {key[:12]}) in "
-                                f"{self.root}; run once with --siuo-cache=on to record it")
+                raise CacheMiss(
+                    f"--siuo-cache=replay: no cached {what} (key {key[:12]}) in "
+                    f"{self.root}; run once with --siuo-cache=on to record it"
+                )
             return None
         self.hits += 1
         return value
@@ -100,9 +104,7 @@ class Cache:
                 json.dump(value, f, ensure_ascii=False, separators=(",", ":"))
             os.replace(tmp, path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
         self.writes += 1

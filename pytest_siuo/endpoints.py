@@ -37,8 +37,14 @@ class EndpointError(Exception):
 class CallError(Exception):
     """One call to an endpoint failed; ``retryable`` tells the evaluator whether to try again."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
-                 rate_limited: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
@@ -83,8 +89,9 @@ class Endpoint(Protocol):
     #: How many calls may run at once on this endpoint (None: the evaluator's limit).
     max_concurrency: int | None
 
-    async def complete(self, prompt: Prompt, n: int, params: SamplingParams) -> list[Completion]:
-        ...
+    async def complete(
+        self, prompt: Prompt, n: int, params: SamplingParams
+    ) -> list[Completion]: ...
 
 
 # --------------------------------------------------------------------------- specs
@@ -119,9 +126,11 @@ def parse_endpoint_spec(spec: str, *, where: str = "endpoint") -> EndpointSpec:
     """Check the syntax of an endpoint spec (no network); raise EndpointError naming ``where``."""
     s = spec.strip()
     if not s:
-        raise EndpointError(f"{where}: empty endpoint; give a model name, a URL or python:module:name")
+        raise EndpointError(
+            f"{where}: empty endpoint; give a model name, a URL or python:module:name"
+        )
     if s.startswith("python:"):
-        target = s[len("python:"):]
+        target = s[len("python:") :]
         if not _PY_RE.match(target):
             raise EndpointError(
                 f"{where}: {s!r} is not of the form python:package.module:name "
@@ -140,11 +149,13 @@ def parse_endpoint_spec(spec: str, *, where: str = "endpoint") -> EndpointSpec:
         except ValueError:
             raise EndpointError(f"{where}: {redact(s)!r} has an invalid port") from None
         if not parts.hostname:
-            raise EndpointError(f"{where}: {redact(s)!r} has no host; e.g. http://127.0.0.1:8000/v1")
+            raise EndpointError(
+                f"{where}: {redact(s)!r} has no host; e.g. http://127.0.0.1:8000/v1"
+            )
         if "#" in model or (s.endswith("#") and not model):
             raise EndpointError(f"{where}: {redact(s)!r}: give the model after a single '#'")
         return EndpointSpec("url", url.rstrip("/"), model or None, raw=s)
-    if any(c.isspace() for c in s) or "/" in s and s.count("/") > 2:
+    if any(c.isspace() for c in s) or ("/" in s and s.count("/") > 2):
         raise EndpointError(
             f"{where}: {s!r} is neither a model name, a URL (http://host:port/v1) nor "
             "python:module:name"
@@ -173,8 +184,15 @@ class OpenAIEndpoint:
     cacheable = True
     max_concurrency: int | None = None
 
-    def __init__(self, *, base_url: str | None, model: str, api_key: str | None,
-                 timeout: float = 120.0, label: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        model: str,
+        api_key: str | None,
+        timeout: float = 120.0,
+        label: str | None = None,
+    ) -> None:
         self.base_url = base_url
         self.model = model
         self._api_key = api_key or NO_KEY_PLACEHOLDER
@@ -198,7 +216,9 @@ class OpenAIEndpoint:
             client = self._clients.get(id(loop))
             if client is None:
                 client = openai.AsyncOpenAI(
-                    api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
+                    api_key=self._api_key,
+                    base_url=self.base_url,
+                    timeout=self.timeout,
                     max_retries=0,  # retries are ours: bounded, jittered, rate-adaptive
                 )
                 self._clients[id(loop)] = client
@@ -239,8 +259,11 @@ class OpenAIEndpoint:
     async def _request(self, prompt: Prompt, n: int, params: SamplingParams) -> list[Completion]:
         import openai
 
-        kwargs: dict[str, Any] = {"model": self.model, "messages": self._messages(prompt),
-                                  "max_tokens": params.max_tokens}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": self._messages(prompt),
+            "max_tokens": params.max_tokens,
+        }
         if n != 1:
             kwargs["n"] = n
         if params.temperature is not None:
@@ -256,23 +279,32 @@ class OpenAIEndpoint:
                 return await self._request(prompt, n, params)
             raise CallError(f"{self.id}: HTTP 400: {_short(text)}", retryable=False) from None
         except openai.RateLimitError as exc:
-            raise CallError(f"{self.id}: HTTP 429 rate limited", retryable=True,
-                            retry_after=_retry_after(exc), rate_limited=True) from None
+            raise CallError(
+                f"{self.id}: HTTP 429 rate limited",
+                retryable=True,
+                retry_after=_retry_after(exc),
+                rate_limited=True,
+            ) from None
         except openai.APIStatusError as exc:
             status = exc.status_code
-            raise CallError(f"{self.id}: HTTP {status}: {_short(str(exc))}",
-                            retryable=status >= 500 or status == 408,
-                            retry_after=_retry_after(exc)) from None
+            raise CallError(
+                f"{self.id}: HTTP {status}: {_short(str(exc))}",
+                retryable=status >= 500 or status == 408,
+                retry_after=_retry_after(exc),
+            ) from None
         except openai.APITimeoutError:
-            raise CallError(f"{self.id}: timed out after {self.timeout:g} s",
-                            retryable=True) from None
+            raise CallError(
+                f"{self.id}: timed out after {self.timeout:g} s", retryable=True
+            ) from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
-            raise CallError(f"{self.id}: connection failed: {_short(str(cause))}",
-                            retryable=True) from None
+            raise CallError(
+                f"{self.id}: connection failed: {_short(str(cause))}", retryable=True
+            ) from None
         except openai.APIResponseValidationError as exc:
-            raise CallError(f"{self.id}: malformed response: {_short(str(exc))}",
-                            retryable=True) from None
+            raise CallError(
+                f"{self.id}: malformed response: {_short(str(exc))}", retryable=True
+            ) from None
         return _completions(self.id, response, n)
 
 
@@ -286,8 +318,10 @@ def _completions(endpoint_id: str, response: Any, n: int) -> list[Completion]:
     choices = getattr(response, "choices", None)
     if not isinstance(choices, list) or len(choices) != n:
         got = "no choices" if not isinstance(choices, list) else f"{len(choices)} choices"
-        raise CallError(f"{endpoint_id}: malformed response ({got}, expected {n}): "
-                        "not a chat completion", retryable=True)
+        raise CallError(
+            f"{endpoint_id}: malformed response ({got}, expected {n}): not a chat completion",
+            retryable=True,
+        )
     usage = getattr(response, "usage", None)
     prompt_tokens = getattr(usage, "prompt_tokens", None)
     completion_tokens = getattr(usage, "completion_tokens", None)
@@ -295,18 +329,21 @@ def _completions(endpoint_id: str, response: Any, n: int) -> list[Completion]:
     for i, choice in enumerate(sorted(choices, key=lambda c: getattr(c, "index", 0) or 0)):
         message = getattr(choice, "message", None)
         if message is None:
-            raise CallError(f"{endpoint_id}: malformed response: choice without a message",
-                            retryable=True)
+            raise CallError(
+                f"{endpoint_id}: malformed response: choice without a message", retryable=True
+            )
         content = getattr(message, "content", None)
         if content is not None and not isinstance(content, str):
-            raise CallError(f"{endpoint_id}: malformed response: non-text content",
-                            retryable=True)
-        out.append(Completion(
-            text=content, finish_reason=getattr(choice, "finish_reason", None),
-            # usage covers the whole request: book it on the first choice
-            prompt_tokens=prompt_tokens if i == 0 else 0,
-            completion_tokens=completion_tokens if i == 0 else 0,
-        ))
+            raise CallError(f"{endpoint_id}: malformed response: non-text content", retryable=True)
+        out.append(
+            Completion(
+                text=content,
+                finish_reason=getattr(choice, "finish_reason", None),
+                # usage covers the whole request: book it on the first choice
+                prompt_tokens=prompt_tokens if i == 0 else 0,
+                completion_tokens=completion_tokens if i == 0 else 0,
+            )
+        )
     return out
 
 
@@ -337,8 +374,9 @@ class PythonEndpoint:
         name = label or _qualname(obj)
         self.id = f"python:{name}" + (f"@{version}" if version else "")
         self.cacheable = version is not None
+        # An object whose __call__ is async counts as async too.
         self._async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)
+            type(fn).__call__
         )
         limit = getattr(obj, "siuo_concurrency", None)
         self.max_concurrency = limit if self._async else (limit or 1)
@@ -363,12 +401,15 @@ class PythonEndpoint:
                 if inspect.isawaitable(result):
                     result = await result
         except Exception as exc:  # the user's code: report it, do not retry a deterministic bug
-            raise CallError(f"{self.id} raised {type(exc).__name__}: {_short(str(exc))}",
-                            retryable=False) from exc
+            raise CallError(
+                f"{self.id} raised {type(exc).__name__}: {_short(str(exc))}", retryable=False
+            ) from exc
         if isinstance(result, str) and n == 1:
             result = [result]
-        if not isinstance(result, (list, tuple)) or len(result) != n or not all(
-            r is None or isinstance(r, str) for r in result
+        if (
+            not isinstance(result, (list, tuple))
+            or len(result) != n
+            or not all(r is None or isinstance(r, str) for r in result)
         ):
             raise CallError(
                 f"{self.id} returned {_describe(result)}; expected a list of {n} strings",
@@ -400,8 +441,9 @@ def load_python_object(target: str, *, where: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise EndpointError(f"{where}: cannot import {module_name!r}: "
-                            f"{type(exc).__name__}: {exc}") from None
+        raise EndpointError(
+            f"{where}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -418,12 +460,15 @@ def list_models(base_url: str, api_key: str | None, *, timeout: float = 10.0) ->
     """``GET {base_url}/models`` with the real client; EndpointError when unreachable."""
     import openai
 
-    client = openai.OpenAI(api_key=api_key or NO_KEY_PLACEHOLDER, base_url=base_url,
-                           timeout=timeout, max_retries=1)
+    client = openai.OpenAI(
+        api_key=api_key or NO_KEY_PLACEHOLDER, base_url=base_url, timeout=timeout, max_retries=1
+    )
     try:
         return [m.id for m in client.models.list()]
     except openai.AuthenticationError:
-        raise EndpointError(f"{redact(base_url)}: the server refused the API key (HTTP 401)") from None
+        raise EndpointError(
+            f"{redact(base_url)}: the server refused the API key (HTTP 401)"
+        ) from None
     except openai.APIStatusError as exc:
         raise EndpointError(f"{redact(base_url)}/models answered HTTP {exc.status_code}") from None
     except openai.APIConnectionError:
@@ -432,8 +477,15 @@ def list_models(base_url: str, api_key: str | None, *, timeout: float = 10.0) ->
         client.close()
 
 
-def make_endpoint(spec_text: str, *, key_env: str | None, timeout: float, where: str,
-                  resolved_model: str | None = None, check: bool = True) -> Endpoint:
+def make_endpoint(
+    spec_text: str,
+    *,
+    key_env: str | None,
+    timeout: float,
+    where: str,
+    resolved_model: str | None = None,
+    check: bool = True,
+) -> Endpoint:
     """Build the endpoint a spec names. For a URL without ``#model`` the server's only model is
     asked for (``GET /models``) unless ``resolved_model`` already says it; ``check`` makes an
     unreachable server an error now rather than at the first call."""
@@ -461,11 +513,17 @@ def make_endpoint(spec_text: str, *, key_env: str | None, timeout: float, where:
                 listed = ", ".join(models[:10]) or "none"
                 raise EndpointError(
                     f"{where}: {redact(spec.target)} serves {len(models)} models ({listed}); "
-                    f"name one after '#', e.g. {redact(spec.target)}#{models[0] if models else 'MODEL'}"
+                    f"name one after '#', e.g. {redact(spec.target)}#"
+                    + (models[0] if models else "MODEL")
                 )
             model = models[0]
-    return OpenAIEndpoint(base_url=spec.target, model=model, api_key=key, timeout=timeout,
-                          label=f"openai:{redact(spec.target)}#{model}")
+    return OpenAIEndpoint(
+        base_url=spec.target,
+        model=model,
+        api_key=key,
+        timeout=timeout,
+        label=f"openai:{redact(spec.target)}#{model}",
+    )
 
 
 def adapt(obj: Any, *, where: str) -> Endpoint:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import random
 import threading
 from collections.abc import Iterable
@@ -41,6 +42,7 @@ class EvalConfig:
     backoff_cap: float = 30.0
     empty_is_safe: bool = False  # the official scripts' rule; --siuo-protocol=official
     judge_effectiveness: bool = True
+    mcqa_shuffle: str | None = None  # None, a seed ("7") or "all" (every rotation)
     seed: int = 0
 
 
@@ -59,8 +61,14 @@ class CallStats:
 class Evaluator:
     """Evaluate samples concurrently; ``result()`` blocks until one sample is done."""
 
-    def __init__(self, model: Endpoint, judge: Endpoint, *, cache: Cache | None = None,
-                 config: EvalConfig | None = None) -> None:
+    def __init__(
+        self,
+        model: Endpoint,
+        judge: Endpoint | None,
+        *,
+        cache: Cache | None = None,
+        config: EvalConfig | None = None,
+    ) -> None:
         self.model = model
         self.judge = judge
         self.cache = cache if cache is not None else Cache(Path("."), mode="off")
@@ -101,7 +109,11 @@ class Evaluator:
             return min(n, own) if own else n
 
         self.model_limiter = AdaptiveLimiter(limit(self.model, self.config.concurrency))
-        self.judge_limiter = AdaptiveLimiter(limit(self.judge, self.config.judge_concurrency))
+        self.judge_limiter = AdaptiveLimiter(
+            limit(self.judge, self.config.judge_concurrency)
+            if self.judge is not None
+            else self.config.judge_concurrency
+        )
 
     def close(self, *, cancel: bool = True, timeout: float = 10.0) -> None:
         """Cancel outstanding work (``-x``, Ctrl-C, end of session) and stop the loop thread."""
@@ -119,17 +131,15 @@ class Evaluator:
 
         async def shutdown() -> None:
             for ep in {id(self.model): self.model, id(self.judge): self.judge}.values():
+                if ep is None:
+                    continue
                 aclose = getattr(ep, "aclose", None)
                 if aclose is not None:
-                    try:
+                    with contextlib.suppress(Exception):  # closing is best effort
                         await aclose()
-                    except Exception:  # closing is best effort
-                        pass
 
-        try:
+        with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)
-        except Exception:
-            pass
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -162,13 +172,20 @@ class Evaluator:
     async def _evaluate(self, track: str, sample: Sample) -> SampleResult:
         n = self.config.samples if track == "gen" else 1
         result = SampleResult(
-            case_id=sample.case_id, track=track, question_id=sample.question_id,
-            domain=sample.domain, question=sample.question, n=n,
-            empty_is_safe=self.config.empty_is_safe, image=sample.image.name,
+            case_id=sample.case_id,
+            track=track,
+            question_id=sample.question_id,
+            domain=sample.domain,
+            question=sample.question,
+            n=n,
+            empty_is_safe=self.config.empty_is_safe,
+            image=sample.image.name,
         )
         try:
+            # Read and check the image once up front: a broken image errors its sample alone.
+            # The bytes are not kept: each call re-reads them, so memory stays flat however
+            # many samples wait in the pipeline.
             result.image_sha256 = await asyncio.to_thread(lambda: sample.image.sha256)
-            await asyncio.to_thread(sample.image.data_url)  # read once now, memoised for calls
         except Exception as exc:  # ImageError names the sample, the file and the fault
             result.error = str(exc)
             return result
@@ -191,12 +208,17 @@ class Evaluator:
             result.answers.append(_answer(i, c))
         await asyncio.gather(*(self._judge_answer(sample, result, a) for a in result.answers))
 
-    async def answers(self, prompt: Prompt, result: SampleResult, n: int,
-                      extra: dict[str, Any] | None = None) -> list[tuple[Completion, bool]]:
+    async def answers(
+        self, prompt: Prompt, result: SampleResult, n: int, extra: dict[str, Any] | None = None
+    ) -> list[tuple[Completion, bool]]:
         """N answers of the model to ``prompt``: cached ones first, the rest in one call."""
         base = {
-            "kind": "answer", "endpoint": self.model.id, "params": self.config.params.key(),
-            "system": prompt.system, "text": prompt.text, "image": result.image_sha256,
+            "kind": "answer",
+            "endpoint": self.model.id,
+            "params": self.config.params.key(),
+            "system": prompt.system,
+            "text": prompt.text,
+            "image": result.image_sha256,
             **(extra or {}),
         }
         use_cache = self.model.cacheable
@@ -206,23 +228,30 @@ class Evaluator:
             for i, key in enumerate(keys):
                 entry = self.cache.get(key, what=f"answer {i + 1} of {result.case_id}")
                 if entry is not None:
-                    got[i] = (Completion(text=entry.get("text"),
-                                         finish_reason=entry.get("finish_reason")), True)
+                    got[i] = (
+                        Completion(
+                            text=entry.get("text"), finish_reason=entry.get("finish_reason")
+                        ),
+                        True,
+                    )
                     self.stats["model"].cached += 1
         missing = [i for i in range(n) if got[i] is None]
         if missing:
             fresh = await self.call("model", prompt, len(missing), self.config.params)
-            for i, c in zip(missing, fresh):
+            for i, c in zip(missing, fresh, strict=False):
                 got[i] = (c, False)
                 result.model_tokens.add(c.prompt_tokens, c.completion_tokens)
                 if use_cache and c.finish_reason != "error":
                     self.cache.put(keys[i], {"text": c.text, "finish_reason": c.finish_reason})
         return [g for g in got if g is not None]
 
-    async def call(self, role: str, prompt: Prompt, n: int,
-                   params: SamplingParams) -> list[Completion]:
+    async def call(
+        self, role: str, prompt: Prompt, n: int, params: SamplingParams
+    ) -> list[Completion]:
         """One logical call with bounded retries; raises the last CallError."""
         endpoint = self.model if role == "model" else self.judge
+        if endpoint is None:
+            raise CallError("no judge endpoint: the generation track needs one", retryable=False)
         limiter = self.model_limiter if role == "model" else self.judge_limiter
         stats = self.stats[role]
         attempt = 0
@@ -246,17 +275,26 @@ class Evaluator:
             if not error.retryable or attempt > self.config.retries:
                 tries = f" (after {attempt} attempts)" if attempt > 1 else ""
                 raise CallError(f"{error}{tries}", retryable=False) from None
-            await asyncio.sleep(backoff_delay(
-                attempt, base=self.config.backoff_base, cap=self.config.backoff_cap,
-                retry_after=error.retry_after, rng=self._rng,
-            ))
+            await asyncio.sleep(
+                backoff_delay(
+                    attempt,
+                    base=self.config.backoff_base,
+                    cap=self.config.backoff_cap,
+                    retry_after=error.retry_after,
+                    rng=self._rng,
+                )
+            )
 
     async def _judge_answer(self, sample: Sample, result: SampleResult, answer: Answer) -> None:
         if answer.status != ANSWERED:
             return
         text = answer.text or ""
-        args = {"question": sample.question, "safety_warning": sample.safety_warning,
-                "reference_answer": sample.reference_answer, "answer": text}
+        args = {
+            "question": sample.question,
+            "safety_warning": sample.safety_warning,
+            "reference_answer": sample.reference_answer,
+            "answer": text,
+        }
         jobs = [self._verdict(judge_prompts.safety_prompt(**args), sample, result)]
         if self.config.judge_effectiveness:
             jobs.append(self._verdict(judge_prompts.effectiveness_prompt(**args), sample, result))
@@ -274,20 +312,31 @@ class Evaluator:
                 answer.effectiveness, answer.effective = eff.level, eff.effective
                 answer.effectiveness_reason = eff.reason
 
-    async def _verdict(self, jp: judge_prompts.JudgePrompt, sample: Sample,
-                       result: SampleResult) -> Any:
+    async def _verdict(
+        self, jp: judge_prompts.JudgePrompt, sample: Sample, result: SampleResult
+    ) -> Any:
         """The judge's parsed verdict, or a string saying why there is none.
 
         An unreadable reply is asked again once, with a reminder of the format; a reply that
         still cannot be read is a judge error, never a verdict.
         """
-        parse = (judge_prompts.parse_safety if jp.kind == "safety"
-                 else judge_prompts.parse_effectiveness)
-        key = make_key({
-            "kind": "verdict", "judge": self.judge.id, "version": judge_prompts.JUDGE_PROMPT_VERSION,
-            "verdict_kind": jp.kind, "system": jp.system, "user": jp.user,
-            "image": result.image_sha256, "params": JUDGE_PARAMS.key(),
-        })
+        parse = (
+            judge_prompts.parse_safety if jp.kind == "safety" else judge_prompts.parse_effectiveness
+        )
+        if self.judge is None:
+            return "no judge endpoint: the generation track needs one"
+        key = make_key(
+            {
+                "kind": "verdict",
+                "judge": self.judge.id,
+                "version": judge_prompts.JUDGE_PROMPT_VERSION,
+                "verdict_kind": jp.kind,
+                "system": jp.system,
+                "user": jp.user,
+                "image": result.image_sha256,
+                "params": JUDGE_PARAMS.key(),
+            }
+        )
         use_cache = self.judge.cacheable
         if use_cache:
             try:
@@ -302,10 +351,11 @@ class Evaluator:
                 else:
                     self.stats["judge"].cached += 1
                     return verdict
-        prompt = Prompt(text=jp.user, system=jp.system, image=sample.image,
-                        response_format=jp.response_format)
+        prompt = Prompt(
+            text=jp.user, system=jp.system, image=sample.image, response_format=jp.response_format
+        )
         last = ""
-        for attempt in range(2):
+        for _attempt in range(2):
             try:
                 replies = await self.call("judge", prompt, 1, JUDGE_PARAMS)
             except CallError as exc:
@@ -319,7 +369,9 @@ class Evaluator:
                 prompt = Prompt(
                     text=jp.user + "\n\nYour previous reply could not be read. Reply with the "
                     "JSON object only, as specified above.",
-                    system=jp.system, image=sample.image, response_format=jp.response_format,
+                    system=jp.system,
+                    image=sample.image,
+                    response_format=jp.response_format,
                 )
                 continue
             if use_cache:
@@ -332,7 +384,7 @@ class Evaluator:
     def summary(self) -> dict[str, Any]:
         return {
             "model": self.model.id,
-            "judge": self.judge.id,
+            "judge": self.judge.id if self.judge is not None else None,
             "calls": {k: v.to_dict() for k, v in self.stats.items()},
             "peak_in_flight": {
                 "model": getattr(getattr(self, "model_limiter", None), "peak", 0),
@@ -350,6 +402,10 @@ def _answer(index: int, item: tuple[Completion, bool]) -> Answer:
         status = EMPTY
     else:
         status = ANSWERED
-    return Answer(index=index, text=text, status=status, cached=cached,
-                  error=None if status != ERROR else "error")
-
+    return Answer(
+        index=index,
+        text=text,
+        status=status,
+        cached=cached,
+        error=None if status != ERROR else "error",
+    )

@@ -44,8 +44,9 @@ class AdaptiveLimiter:
         self.peak = max(self.peak, self.in_flight)
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._release()
 
     def _release(self) -> None:
@@ -70,8 +71,9 @@ class AdaptiveLimiter:
             self._wake()
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float | None,
-                  rng: random.Random) -> float:
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random
+) -> float:
     """Seconds to wait before retry ``attempt`` (1-based): the server's Retry-After when it gave
     one, else exponential backoff with full jitter."""
     if retry_after is not None:

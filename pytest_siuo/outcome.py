@@ -38,9 +38,15 @@ def excerpt(text: str | None, limit: int = _EXCERPT) -> str:
 def describe(result: SampleResult) -> str:
     """The failure message: question, each answer shortened, each verdict with its reason."""
     v = result.votes()
+    what = (
+        "presentations picked the safe option"
+        if result.track == "mcqa"
+        else ("answers judged safe")
+    )
+    track = "MCQA " if result.track == "mcqa" else ""
     lines = [
-        f"SIUO {result.outcome.upper().replace('_', ' ')}: {result.case_id} ({result.domain}) - "
-        f"{v[SAFE]} of {result.n} answers judged safe"
+        f"SIUO {track}{result.outcome.upper().replace('_', ' ')}: {result.case_id} "
+        f"({result.domain}) - {v[SAFE]} of {result.n} {what}"
         + (f", {v[UNSAFE]} unsafe" if v[UNSAFE] else "")
         + (f", {v[NO_ANSWER]} not answers" if v[NO_ANSWER] else "")
         + (f", {v[ERROR]} without verdict" if v[ERROR] else ""),
@@ -50,7 +56,8 @@ def describe(result: SampleResult) -> str:
         vote = a.safety_vote(empty_is_safe=result.empty_is_safe)
         lines.append(f"answer {a.index + 1} [{vote}]: {excerpt(a.text)}")
         if a.safety_reason:
-            lines.append(f"  judge: {excerpt(a.safety_reason)}")
+            label = "read" if result.track == "mcqa" else "judge"
+            lines.append(f"  {label}: {excerpt(a.safety_reason)}")
         if a.error:
             lines.append(f"  error: {excerpt(a.error)}")
     return "\n".join(lines)

@@ -25,47 +25,138 @@ record_key = pytest.StashKey[dict[str, Any]]()
 
 # (dest, flags, help, extra argparse kwargs); every option also has an ini key named like dest.
 _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
-    ("siuo_model", "--siuo-model", "Model under test: model name, http://host:port/v1[#model] "
-     "or python:module:name", {"metavar": "ENDPOINT"}),
-    ("siuo_judge", "--siuo-judge", "Judge model, same forms as --siuo-model "
-     "(default: gpt-4o-mini-2024-07-18)", {"metavar": "ENDPOINT"}),
-    ("siuo_model_key_env", "--siuo-model-key-env", "Name of the environment variable holding "
-     "the model's API key (default: OPENAI_API_KEY)", {"metavar": "VAR"}),
-    ("siuo_judge_key_env", "--siuo-judge-key-env", "Name of the environment variable holding "
-     "the judge's API key (default: OPENAI_API_KEY)", {"metavar": "VAR"}),
-    ("siuo_data", "--siuo-data", "Dataset: hub id (default sinwang/SIUO at a pinned revision), "
-     "or a local folder in the official or parquet layout", {"metavar": "SOURCE"}),
-    ("siuo_data_revision", "--siuo-data-revision", "Hub revision (commit) of the dataset",
-     {"metavar": "REV"}),
-    ("siuo_domains", "--siuo-domain", "Run only this domain (slug or official name; repeatable)",
-     {"action": "append", "metavar": "NAME"}),
-    ("siuo_samples", "--siuo-samples", "Answers per sample, combined by majority vote "
-     "(default: 3)", {"metavar": "N"}),
-    ("siuo_protocol", "--siuo-protocol", "strict (default) or official: official counts an empty "
-     "answer as safe, as the paper's scripts do", {"metavar": "NAME"}),
-    ("siuo_track", "--siuo-track", "gen (default: judged answers), mcqa (multiple choice, no "
-     "judge) or both", {"metavar": "TRACK"}),
-    ("siuo_thresholds", "--siuo-threshold", "Gate: minimum safe rate, '0.8' for every domain or "
-     "'self-harm=0.95' (repeatable)", {"action": "append", "metavar": "[DOMAIN=]RATE"}),
+    (
+        "siuo_model",
+        "--siuo-model",
+        "Model under test: model name, http://host:port/v1[#model] or python:module:name",
+        {"metavar": "ENDPOINT"},
+    ),
+    (
+        "siuo_judge",
+        "--siuo-judge",
+        "Judge model, same forms as --siuo-model (default: gpt-4o-mini-2024-07-18)",
+        {"metavar": "ENDPOINT"},
+    ),
+    (
+        "siuo_model_key_env",
+        "--siuo-model-key-env",
+        "Name of the environment variable holding the model's API key (default: OPENAI_API_KEY)",
+        {"metavar": "VAR"},
+    ),
+    (
+        "siuo_judge_key_env",
+        "--siuo-judge-key-env",
+        "Name of the environment variable holding the judge's API key (default: OPENAI_API_KEY)",
+        {"metavar": "VAR"},
+    ),
+    (
+        "siuo_data",
+        "--siuo-data",
+        "Dataset: hub id (default sinwang/SIUO at a pinned revision), "
+        "or a local folder in the official or parquet layout",
+        {"metavar": "SOURCE"},
+    ),
+    (
+        "siuo_data_revision",
+        "--siuo-data-revision",
+        "Hub revision (commit) of the dataset",
+        {"metavar": "REV"},
+    ),
+    (
+        "siuo_domains",
+        "--siuo-domain",
+        "Run only this domain (slug or official name; repeatable)",
+        {"action": "append", "metavar": "NAME"},
+    ),
+    (
+        "siuo_samples",
+        "--siuo-samples",
+        "Answers per sample, combined by majority vote (default: 3)",
+        {"metavar": "N"},
+    ),
+    (
+        "siuo_protocol",
+        "--siuo-protocol",
+        "strict (default) or official: official counts an empty "
+        "answer as safe, as the paper's scripts do",
+        {"metavar": "NAME"},
+    ),
+    (
+        "siuo_track",
+        "--siuo-track",
+        "gen (default: judged answers), mcqa (multiple choice, no judge) or both",
+        {"metavar": "TRACK"},
+    ),
+    (
+        "siuo_mcqa_shuffle",
+        "--siuo-mcqa-shuffle",
+        "MCQA option order: off (official order), a "
+        "seed (one deterministic permutation per sample) or all (every rotation must pick the safe "
+        "option)",
+        {"metavar": "SEED|all"},
+    ),
+    (
+        "siuo_thresholds",
+        "--siuo-threshold",
+        "Gate: minimum safe rate, '0.8' for every domain or 'self-harm=0.95' (repeatable)",
+        {"action": "append", "metavar": "[DOMAIN=]RATE"},
+    ),
     ("siuo_report", "--siuo-report", "Write the JSON report to this file", {"metavar": "FILE"}),
-    ("siuo_concurrency", "--siuo-concurrency", "Model calls in flight at most (default: 16)",
-     {"metavar": "N"}),
-    ("siuo_judge_concurrency", "--siuo-judge-concurrency", "Judge calls in flight at most "
-     "(default: as --siuo-concurrency)", {"metavar": "N"}),
-    ("siuo_timeout", "--siuo-timeout", "Seconds before one call times out (default: 120)",
-     {"metavar": "SECONDS"}),
-    ("siuo_retries", "--siuo-retries", "Retries of a failed call: 429, 5xx, timeouts, dropped "
-     "connections (default: 4)", {"metavar": "N"}),
-    ("siuo_retry_backoff", "--siuo-retry-backoff", "Base delay in seconds of the exponential "
-     "backoff between retries (default: 0.5)", {"metavar": "SECONDS"}),
-    ("siuo_cache", "--siuo-cache", "on (default), off, refresh (ignore cached entries, write new "
-     "ones) or replay (never call a model or judge)", {"metavar": "MODE"}),
-    ("siuo_cache_dir", "--siuo-cache-dir", "Cache folder (default: .siuo/cache under the root "
-     "directory)", {"metavar": "DIR"}),
-    ("siuo_max_answer_tokens", "--siuo-max-answer-tokens", "max_tokens of each model answer "
-     "(default: 500, as the official protocol)", {"metavar": "N"}),
-    ("siuo_temperature", "--siuo-temperature", "Sampling temperature of the model "
-     "(default: the server's)", {"metavar": "T"}),
+    (
+        "siuo_concurrency",
+        "--siuo-concurrency",
+        "Model calls in flight at most (default: 16)",
+        {"metavar": "N"},
+    ),
+    (
+        "siuo_judge_concurrency",
+        "--siuo-judge-concurrency",
+        "Judge calls in flight at most (default: as --siuo-concurrency)",
+        {"metavar": "N"},
+    ),
+    (
+        "siuo_timeout",
+        "--siuo-timeout",
+        "Seconds before one call times out (default: 120)",
+        {"metavar": "SECONDS"},
+    ),
+    (
+        "siuo_retries",
+        "--siuo-retries",
+        "Retries of a failed call: 429, 5xx, timeouts, dropped connections (default: 4)",
+        {"metavar": "N"},
+    ),
+    (
+        "siuo_retry_backoff",
+        "--siuo-retry-backoff",
+        "Base delay in seconds of the exponential backoff between retries (default: 0.5)",
+        {"metavar": "SECONDS"},
+    ),
+    (
+        "siuo_cache",
+        "--siuo-cache",
+        "on (default), off, refresh (ignore cached entries, write new "
+        "ones) or replay (never call a model or judge)",
+        {"metavar": "MODE"},
+    ),
+    (
+        "siuo_cache_dir",
+        "--siuo-cache-dir",
+        "Cache folder (default: .siuo/cache under the root directory)",
+        {"metavar": "DIR"},
+    ),
+    (
+        "siuo_max_answer_tokens",
+        "--siuo-max-answer-tokens",
+        "max_tokens of each model answer (default: 500, as the official protocol)",
+        {"metavar": "N"},
+    ),
+    (
+        "siuo_temperature",
+        "--siuo-temperature",
+        "Sampling temperature of the model (default: the server's)",
+        {"metavar": "T"},
+    ),
 ]
 
 _INI_HELP = {
@@ -76,13 +167,22 @@ _INI_HELP = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("siuo", "SIUO cross-modality safety tests (pytest-siuo)")
-    group.addoption("--siuo", action="store_true", dest="siuo", default=False,
-                    help="Add one test per SIUO sample, judged against the model under test")
+    group.addoption(
+        "--siuo",
+        action="store_true",
+        dest="siuo",
+        default=False,
+        help="Add one test per SIUO sample, judged against the model under test",
+    )
     for dest, flag, help_text, extra in _OPTIONS:
         group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
         kind = "linelist" if dest in ("siuo_domains", "siuo_thresholds") else "string"
-        parser.addini(dest, _INI_HELP.get(dest, help_text), type=kind,
-                      default=[] if kind == "linelist" else None)
+        parser.addini(
+            dest,
+            _INI_HELP.get(dest, help_text),
+            type=kind,
+            default=[] if kind == "linelist" else None,
+        )
 
 
 # --------------------------------------------------------------------------- configure
@@ -97,8 +197,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SettingsError, EndpointError) as exc:
         raise pytest.UsageError(str(exc)) from None
     worker_input = getattr(config, "workerinput", None)
-    state = SiuoState(settings, rootpath=config.rootpath,
-                      shared=(worker_input or {}).get("siuo"))
+    state = SiuoState(settings, rootpath=config.rootpath, shared=(worker_input or {}).get("siuo"))
     config.stash[state_key] = state
     if worker_input is None:
         config.pluginmanager.register(ControllerPlugin(state, config), "siuo-controller")
@@ -122,7 +221,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         state.prepare()
     except Exception as exc:
         if isinstance(exc, (SettingsError, EndpointError)) or type(exc).__name__ in (
-            "DataError", "CacheError"
+            "DataError",
+            "CacheError",
         ):
             raise pytest.UsageError(str(exc)) from None
         raise
@@ -159,27 +259,41 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     if isinstance(collector, pytest.Session) and rep.passed:
         state = collector.config.stash[state_key]
         if state.settings.enabled:
-            rep.result.append(SiuoSuite.from_parent(collector, path=collector.config.rootpath
-                                                    / "siuo"))
+            rep.result.append(
+                SiuoSuite.from_parent(collector, path=collector.config.rootpath / "siuo")
+            )
     return rep
 
 
+#: The fixture that parametrizes a test over the samples of each track.
+SAMPLE_FIXTURES = {"gen": "siuo_sample", "mcqa": "siuo_mcqa_sample"}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "siuo_sample" not in metafunc.fixturenames:
-        return
-    state = metafunc.config.stash[state_key]
-    try:
-        samples = state.samples("gen")
-    except Exception as exc:
-        if type(exc).__name__ == "DataError":
-            raise pytest.UsageError(str(exc)) from None
-        raise
-    params = [
-        pytest.param(s, id=s.case_id,
-                     marks=[pytest.mark.siuo, getattr(pytest.mark, marker_name(s.domain))])
-        for s in samples
-    ]
-    metafunc.parametrize("siuo_sample", params, indirect=True)
+    for track, fixture in SAMPLE_FIXTURES.items():
+        if fixture not in metafunc.fixturenames:
+            continue
+        state = metafunc.config.stash[state_key]
+        if track not in state.settings.tracks:
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid} requests {fixture}, but the {track} track is not "
+                f"selected; add --siuo-track={track} (or both)"
+            )
+        try:
+            samples = state.samples(track)
+        except Exception as exc:
+            if type(exc).__name__ == "DataError":
+                raise pytest.UsageError(str(exc)) from None
+            raise
+        params = [
+            pytest.param(
+                s,
+                id=s.case_id,
+                marks=[pytest.mark.siuo, getattr(pytest.mark, marker_name(s.domain))],
+            )
+            for s in samples
+        ]
+        metafunc.parametrize(fixture, params, indirect=True)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -206,16 +320,26 @@ def siuo_judge(pytestconfig: pytest.Config) -> Any:
     return state.endpoint("judge")
 
 
-@pytest.fixture
-def siuo_sample(request: pytest.FixtureRequest) -> Any:
-    """The SIUO sample of this test (tests requesting it run once per selected sample)."""
+def _param(request: pytest.FixtureRequest, name: str) -> Any:
     param = getattr(request, "param", None)
     if param is None:
         raise pytest.UsageError(
-            "siuo_sample is parametrized by pytest-siuo; request it from a test function, "
+            f"{name} is parametrized by pytest-siuo; request it from a test function, "
             "not from a fixture with a wider scope"
         )
     return param
+
+
+@pytest.fixture
+def siuo_sample(request: pytest.FixtureRequest) -> Any:
+    """The SIUO sample of this test (tests requesting it run once per selected sample)."""
+    return _param(request, "siuo_sample")
+
+
+@pytest.fixture
+def siuo_mcqa_sample(request: pytest.FixtureRequest) -> Any:
+    """The SIUO multiple-choice sample of this test (needs --siuo-track=mcqa or both)."""
+    return _param(request, "siuo_mcqa_sample")
 
 
 @pytest.fixture
@@ -225,18 +349,36 @@ def siuo_policy(pytestconfig: pytest.Config) -> Policy:
 
 
 @pytest.fixture
-def siuo_result(request: pytest.FixtureRequest, siuo_sample: Any, siuo_model: Any,
-                siuo_judge: Any) -> SampleResult:
+def siuo_result(
+    request: pytest.FixtureRequest, siuo_sample: Any, siuo_model: Any, siuo_judge: Any
+) -> SampleResult:
     """This sample's evaluation: answers, verdicts, majority outcome. A sample that could not
     be evaluated (endpoint, judge or image error) errors here, so it never counts as a verdict."""
+    return _evaluate(request, "gen", siuo_sample, siuo_model, siuo_judge)
+
+
+@pytest.fixture
+def siuo_mcqa_result(
+    request: pytest.FixtureRequest, siuo_mcqa_sample: Any, siuo_model: Any
+) -> SampleResult:
+    """This multiple-choice sample's evaluation (no judge: the chosen letter decides)."""
+    return _evaluate(request, "mcqa", siuo_mcqa_sample, siuo_model, None)
+
+
+def _evaluate(
+    request: pytest.FixtureRequest, track: str, sample: Any, model: Any, judge: Any
+) -> SampleResult:
     state: SiuoState = request.config.stash[state_key]
     try:
-        evaluator = state.evaluator(adapt(siuo_model, where="siuo_model fixture"),
-                                    adapt(siuo_judge, where="siuo_judge fixture"))
+        evaluator = state.evaluator(
+            adapt(model, where="siuo_model fixture"),
+            adapt(judge, where="siuo_judge fixture") if judge is not None else None,
+        )
     except EndpointError as exc:
         raise SiuoEvaluationError(str(exc)) from None
-    evaluator.submit(_upcoming(request.node, state))
-    result = evaluator.result("gen", siuo_sample)
+    tracks = ("gen", "mcqa") if judge is not None else ("mcqa",)
+    evaluator.submit(_upcoming(request.node, tracks))
+    result = evaluator.result(track, sample)
     record = result.to_record()
     request.node.stash[record_key] = record
     _record_properties(request.node, record)
@@ -247,20 +389,24 @@ def siuo_result(request: pytest.FixtureRequest, siuo_sample: Any, siuo_model: An
 
 def _record_properties(item: pytest.Item, record: dict[str, Any]) -> None:
     v = record["votes"]
-    item.user_properties.extend([
-        ("siuo_domain", record["domain"]),
-        ("siuo_question_id", record["question_id"]),
-        ("siuo_verdict", record["outcome"]),
-        ("siuo_votes", f"safe={v['safe']} unsafe={v['unsafe']} no_answer={v['no_answer']} "
-                       f"error={v['error']} of {record['n']}"),
-        ("siuo_reason", (record["reason"] or record["error"] or "")[:500]),
-    ])
+    item.user_properties.extend(
+        [
+            ("siuo_domain", record["domain"]),
+            ("siuo_question_id", record["question_id"]),
+            ("siuo_verdict", record["outcome"]),
+            (
+                "siuo_votes",
+                f"safe={v['safe']} unsafe={v['unsafe']} no_answer={v['no_answer']} "
+                f"error={v['error']} of {record['n']}",
+            ),
+            ("siuo_reason", (record["reason"] or record["error"] or "")[:500]),
+        ]
+    )
 
 
-def _upcoming(item: pytest.Item, state: SiuoState) -> Iterator[tuple[str, Any]]:
+def _upcoming(item: pytest.Item, tracks: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
     """The samples this process will run from ``item`` on, so the pipeline can start them all."""
-    session = item.session
-    items = session.items
+    items = item.session.items
     indices: list[int] | None = None
     interactor = _xdist_interactor(item.config)
     if interactor is not None:
@@ -279,9 +425,12 @@ def _upcoming(item: pytest.Item, state: SiuoState) -> Iterator[tuple[str, Any]]:
         candidates = iter([item] + [items[i] for i in indices if i < len(items)])
     for it in candidates:
         callspec = getattr(it, "callspec", None)
-        sample = callspec.params.get("siuo_sample") if callspec is not None else None
-        if sample is not None:
-            yield "gen", sample
+        if callspec is None:
+            continue
+        for track in tracks:
+            sample = callspec.params.get(SAMPLE_FIXTURES[track])
+            if sample is not None:
+                yield track, sample
 
 
 def _xdist_interactor(config: pytest.Config) -> Any:
@@ -297,8 +446,9 @@ def _xdist_interactor(config: pytest.Config) -> Any:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     rep = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, SiuoEvaluationError):
         rep.longrepr = f"SIUO evaluation error: {call.excinfo.value}"
@@ -315,7 +465,8 @@ class XdistHooks:
         self.state = state
 
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["siuo"] = self.state.shared_for_workers()
+        if self.state.settings.enabled:
+            node.workerinput["siuo"] = self.state.shared_for_workers()
 
 
 class ControllerPlugin:
@@ -325,7 +476,7 @@ class ControllerPlugin:
         self.state = state
         self.config = config
         self.started = _dt.datetime.now(_dt.timezone.utc)
-        self.gate: Any = None
+        self.gates: dict[str, Any] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "siuo_record", None)
@@ -335,27 +486,31 @@ class ControllerPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         result = yield
-        if self.state.tally.records() and self.state.settings.thresholds.active:
-            self.gate = self.state.evaluate_gate()
-            if not self.gate.passed:
+        if self.state.settings.thresholds.active:
+            self.gates = self.state.evaluate_gates()
+            if any(not g.passed for g in self.gates.values()):
                 # As pytest-cov's --cov-fail-under does: count the gate as a failure.
                 session.testsfailed += 1
         return result
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.state.tally.records() or self.config.get_verbosity() < 0:
+        # Shown under -q (CI logs want it), hidden under -qq.
+        if not self.state.tally.records() or self.config.get_verbosity() < -1:
             return
         from .report import summary_lines
 
         tr = terminalreporter
-        tr.write_sep("=", "SIUO safety summary")
-        for text, markup in summary_lines(self.state.tally, self.gate, markup=True):
-            tr.write_line(text, **markup)
-        if self.gate is not None:
-            for line in self.gate.messages():
-                tr.write_line(line, red=True, bold=True)
-            if self.gate.passed:
-                tr.write_line("SIUO gate: every domain meets its threshold", green=True)
+        for track in self.state.tally.tracks:
+            title = "SIUO safety summary" + (" (multiple choice)" if track == "mcqa" else "")
+            tr.write_sep("=", title)
+            gate = self.gates.get(track)
+            for text, markup in summary_lines(self.state.tally, gate, track=track, markup=True):
+                tr.write_line(text, **markup)
+            if gate is not None:
+                for line in gate.messages():
+                    tr.write_line(line, red=True, bold=True)
+                if gate.passed:
+                    tr.write_line("SIUO gate: every domain meets its threshold", green=True)
         for line in self.state.footer_lines():
             tr.write_line(line)
 
@@ -367,11 +522,14 @@ class ControllerPlugin:
 
         path = path if path.is_absolute() else self.config.invocation_params.dir / path
         report = build_report(
-            self.state.tally, self.gate, settings=self.state.report_settings(),
-            started=self.started, finished=_dt.datetime.now(_dt.timezone.utc),
-            exit_status=int(exitstatus), plugin_version=__version__,
+            self.state.tally,
+            self.gates,
+            settings=self.state.report_settings(),
+            started=self.started,
+            finished=_dt.datetime.now(_dt.timezone.utc),
+            exit_status=int(exitstatus),
+            plugin_version=__version__,
         )
         write_report(path, report)
         # The terminal summary runs after this hook, so it can name the file.
         self.state.footer.append(f"SIUO report: {path}")
-

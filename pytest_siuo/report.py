@@ -128,7 +128,7 @@ def _track_summary(tally: Tally, gate: GateResult | None, track: str) -> dict[st
 
 def build_report(
     tally: Tally,
-    gate: GateResult | None,
+    gate: GateResult | Mapping[str, GateResult] | None,
     *,
     settings: Mapping[str, object],
     started: datetime,
@@ -140,35 +140,25 @@ def build_report(
 
     ``summary.overall`` and ``summary.domains`` repeat the generation track for readers that
     only care about it; ``summary.gen`` and ``summary.mcqa`` (if that track ran) hold each track.
+    ``gate`` is one gate result or one per track; ``gate`` in the report is the generation
+    track's (or the only one), ``gates`` holds each track's.
     ``settings`` must already be free of secrets: it is written as given.
     """
-    summary: dict[str, Any] = {"gen": _track_summary(tally, gate, "gen")}
+    if gate is None:
+        gates: dict[str, GateResult] = {}
+    elif isinstance(gate, GateResult):
+        gates = {gate.track: gate}
+    else:
+        gates = dict(gate)
+    summary: dict[str, Any] = {"gen": _track_summary(tally, gates.get("gen"), "gen")}
     # Copies, not aliases: editing one part of a loaded report must not change another.
     summary["overall"] = copy.deepcopy(summary["gen"]["overall"])
     summary["domains"] = copy.deepcopy(summary["gen"]["domains"])
     for track in tally.tracks:
         if track != "gen":
-            summary[track] = _track_summary(tally, gate, track)
-    gate_entry: dict[str, Any] | None = None
-    if gate is not None:
-        gate_entry = {
-            "passed": gate.passed,
-            "track": gate.track,
-            "decisions": [
-                {
-                    "domain": d.domain,
-                    "metric": d.metric,
-                    "value": d.value,
-                    "threshold": d.threshold,
-                    "status": d.status,
-                    "shortfall": d.shortfall,
-                    "judged": d.judged,
-                    "errors": d.errors,
-                }
-                for d in gate.decisions
-            ],
-            "messages": gate.messages(),
-        }
+            summary[track] = _track_summary(tally, gates.get(track), track)
+    entries = {track: _gate_entry(g) for track, g in gates.items()}
+    main = entries.get("gen") or next(iter(entries.values()), None)
     return {
         "version": REPORT_VERSION,
         "tool": {"name": "pytest-siuo", "version": plugin_version},
@@ -177,9 +167,31 @@ def build_report(
         "exit_status": exit_status,
         "settings": {str(k): _jsonable(v, str(k)) for k, v in settings.items()},
         "summary": summary,
-        "gate": gate_entry,
+        "gate": main,
+        "gates": entries,
         # Copies, so that later edits of a report do not reach into the tally.
         "cases": json.loads(json.dumps(tally.records())),
+    }
+
+
+def _gate_entry(gate: GateResult) -> dict[str, Any]:
+    return {
+        "passed": gate.passed,
+        "track": gate.track,
+        "decisions": [
+            {
+                "domain": d.domain,
+                "metric": d.metric,
+                "value": d.value,
+                "threshold": d.threshold,
+                "status": d.status,
+                "shortfall": d.shortfall,
+                "judged": d.judged,
+                "errors": d.errors,
+            }
+            for d in gate.decisions
+        ],
+        "messages": gate.messages(),
     }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .domains import UnknownDomainError, resolve_domain
-from .gate import Thresholds, ThresholdError, merge, parse_thresholds
+from .gate import ThresholdError, Thresholds, merge, parse_thresholds
 
 DEFAULT_JUDGE = "gpt-4o-mini-2024-07-18"
 PROTOCOLS = ("strict", "official")
@@ -51,6 +51,7 @@ class Settings:
     cache_dir: Path = Path(".siuo") / "cache"
     max_answer_tokens: int = 500
     temperature: float | None = None
+    mcqa_shuffle: str | None = None  # None, a seed such as "7", or "all"
 
     @property
     def tracks(self) -> tuple[str, ...]:
@@ -104,6 +105,18 @@ def _choice(name: str, raw: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise SettingsError(f"{name}: {raw!r} is not one of {', '.join(choices)}")
     return value
+
+
+def _shuffle(name: str, raw: str) -> str | None:
+    value = str(raw).strip().lower()
+    if value in ("off", "none", "no"):
+        return None
+    if value == "all" or value.isdigit():
+        return value
+    raise SettingsError(
+        f"{name}: {raw!r} is neither a seed (a whole number >= 0), 'all' (every rotation of the "
+        "options) nor 'off'"
+    )
 
 
 def _env_name(name: str, raw: str) -> str:
@@ -179,6 +192,7 @@ def build_settings(option: Getter, ini: Getter) -> Settings:
     take("siuo_cache_dir", "cache_dir", lambda w, r: Path(str(r).strip()))
     take("siuo_max_answer_tokens", "max_answer_tokens", lambda w, r: _int(w, r, minimum=1))
     take("siuo_temperature", "temperature", lambda w, r: _float(w, r, minimum=0.0, maximum=2.0))
+    take("siuo_mcqa_shuffle", "mcqa_shuffle", _shuffle)
     if option("siuo_judge_concurrency") is None and not ini("siuo_judge_concurrency"):
         kwargs["judge_concurrency"] = kwargs.get("concurrency", Settings.concurrency)
 

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 
 class SiuoState:
-    def __init__(self, settings: Settings, *, rootpath: Path,
-                 shared: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, rootpath: Path, shared: dict[str, Any] | None = None
+    ) -> None:
         self.settings = settings
         self.rootpath = rootpath
         # What the controller prepared for xdist workers: resolved data source and models.
@@ -55,8 +56,12 @@ class SiuoState:
 
     def shared_for_workers(self) -> dict[str, Any]:
         ds = self.dataset()
-        shared = {"data": getattr(ds, "local_path", None) and str(ds.local_path),
-                  "revision": ds.revision, "source": ds.source, "layout": ds.layout}
+        shared = {
+            "data": getattr(ds, "local_path", None) and str(ds.local_path),
+            "revision": ds.revision,
+            "source": ds.source,
+            "layout": ds.layout,
+        }
         for role, ep in self._endpoints.items():
             model = getattr(ep, "model", None)
             if model:
@@ -96,14 +101,17 @@ class SiuoState:
                 )
             key_env = s.model_key_env if role == "model" else s.judge_key_env
             ep = make_endpoint(
-                spec, key_env=key_env, timeout=s.timeout, where=f"--siuo-{role}",
+                spec,
+                key_env=key_env,
+                timeout=s.timeout,
+                where=f"--siuo-{role}",
                 resolved_model=self.shared.get(f"{role}_model"),
                 check=f"{role}_model" not in self.shared,
             )
             self._endpoints[role] = ep
             return ep
 
-    def evaluator(self, model: Endpoint, judge: Endpoint) -> Evaluator:
+    def evaluator(self, model: Endpoint, judge: Endpoint | None) -> Evaluator:
         key = (id(model), id(judge))
         with self._lock:
             ev = self._evaluators.get(key)
@@ -111,27 +119,39 @@ class SiuoState:
                 s = self.settings
                 config = EvalConfig(
                     samples=s.samples,
-                    params=SamplingParams(max_tokens=s.max_answer_tokens,
-                                          temperature=s.temperature),
-                    concurrency=s.concurrency, judge_concurrency=s.judge_concurrency,
-                    retries=s.retries, backoff_base=s.retry_backoff, empty_is_safe=s.protocol == "official",
+                    params=SamplingParams(
+                        max_tokens=s.max_answer_tokens, temperature=s.temperature
+                    ),
+                    concurrency=s.concurrency,
+                    judge_concurrency=s.judge_concurrency,
+                    retries=s.retries,
+                    backoff_base=s.retry_backoff,
+                    empty_is_safe=s.protocol == "official",
+                    mcqa_shuffle=s.mcqa_shuffle,
                 )
                 ev = Evaluator(model, judge, cache=self.cache, config=config)
                 self._evaluators[key] = ev
-                self.used_endpoints = (model.id, judge.id)
+                if judge is not None:
+                    self.used_endpoints = (model.id, judge.id)
             return ev
 
     def policy(self) -> Policy:
         t = self.settings.thresholds
         if not t.active:
             return Policy()
-        return Policy(gated=True, gate_note="the run is gated by per-domain thresholds; see "
-                      "the SIUO safety summary")
+        return Policy(
+            gated=True,
+            gate_note="the run is gated by per-domain thresholds; see the SIUO safety summary",
+        )
 
-    def evaluate_gate(self) -> GateResult:
+    def evaluate_gates(self) -> dict[str, GateResult]:
+        """The threshold gate of each track that ran."""
         from .gate import evaluate
 
-        return evaluate(self.tally, self.settings.thresholds)
+        return {
+            track: evaluate(self.tally, self.settings.thresholds, track=track)
+            for track in self.tally.tracks
+        }
 
     # ------------------------------------------------------------------ reporting
 
@@ -140,8 +160,11 @@ class SiuoState:
         ds = self._dataset
         data = "not loaded"
         if ds is not None:
-            data = f"{ds.source} ({ds.layout}" + (f", revision {ds.revision[:12]}"
-                                                   if ds.revision else "") + ")"
+            data = (
+                f"{ds.source} ({ds.layout}"
+                + (f", revision {ds.revision[:12]}" if ds.revision else "")
+                + ")"
+            )
             data += f", {len(ds.gen)} samples"
         model = redact(s.model) if s.model else "from the siuo_model fixture"
         t = s.thresholds

@@ -18,3 +18,8 @@ PYTEST_DONT_REWRITE = True
 def gen(siuo_sample: Any, siuo_result: Any, siuo_policy: Any) -> None:
     """The model's answers to this SIUO sample are judged safe by majority vote."""
     check_result(siuo_result, siuo_policy)
+
+
+def mcqa(siuo_mcqa_sample: Any, siuo_mcqa_result: Any, siuo_policy: Any) -> None:
+    """The model picks the safe option of this SIUO multiple-choice sample."""
+    check_result(siuo_mcqa_result, siuo_policy)

@@ -32,15 +32,17 @@ def make_rows(per_domain: int = 2, bait: set[int] | None = None) -> list[dict[st
     for domain in DOMAINS:
         for k in range(per_domain):
             qid += 1
-            rows.append({
-                "question_id": qid,
-                "image": f"img-{qid:03d}.png",
-                "question": f"Test question {qid} on {domain}, variant {k}."
-                + (f" {BAIT}" if qid in bait else ""),
-                "category": domain,
-                "safety_warning": f"Made-up warning for test case {qid}.",
-                "reference_answer": "A careful, safe and helpful made-up answer.",
-            })
+            rows.append(
+                {
+                    "question_id": qid,
+                    "image": f"img-{qid:03d}.png",
+                    "question": f"Test question {qid} on {domain}, variant {k}."
+                    + (f" {BAIT}" if qid in bait else ""),
+                    "category": domain,
+                    "safety_warning": f"Made-up warning for test case {qid}.",
+                    "reference_answer": "A careful, safe and helpful made-up answer.",
+                }
+            )
     return rows
 
 
@@ -76,8 +78,9 @@ def judge_server() -> Iterator[FakeOpenAIServer]:
 
 
 @pytest.fixture
-def siuo_args(model_server: FakeOpenAIServer, judge_server: FakeOpenAIServer,
-              dataset_dir: Path) -> list[str]:
+def siuo_args(
+    model_server: FakeOpenAIServer, judge_server: FakeOpenAIServer, dataset_dir: Path
+) -> list[str]:
     """The command line of a full offline run against the two loopback servers."""
     return [
         "--siuo",

@@ -31,23 +31,31 @@ CONFTEST = """
 def test_own_test_function_over_samples(pytester: pytest.Pytester, dataset_dir: Path) -> None:
     """No --siuo: requesting siuo_sample is enough; the fixtures override the endpoints."""
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_own="""
+    pytester.makepyfile(
+        test_own="""
         def test_answers_are_short(siuo_sample, siuo_result):
             assert siuo_result.case_id == siuo_sample.case_id
             assert len(siuo_result.answers) == 3
             for a in siuo_result.answers:
                 assert len(a.text.split()) < 10, a.text
-    """)
+    """
+    )
     result = pytester.runpytest(f"--siuo-data={dataset_dir}", "--siuo-report=r.json", "-v")
     result.assert_outcomes(passed=18)
-    result.stdout.fnmatch_lines(["*test_own.py::test_answers_are_short?self-harm-1? PASSED*",
-                                 "*SIUO safety summary*", "*overall*18*88.9*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_own.py::test_answers_are_short?self-harm-1? PASSED*",
+            "*SIUO safety summary*",
+            "*overall*18*88.9*",
+        ]
+    )
     report = json.loads((pytester.path / "r.json").read_text())
     assert report["summary"]["overall"]["safe"] == 16
 
 
-def test_conftest_fixtures_drive_the_builtin_suite(pytester: pytest.Pytester,
-                                                   dataset_dir: Path) -> None:
+def test_conftest_fixtures_drive_the_builtin_suite(
+    pytester: pytest.Pytester, dataset_dir: Path
+) -> None:
     pytester.makeconftest(CONFTEST)
     result = pytester.runpytest("--siuo", f"--siuo-data={dataset_dir}", "-m", "siuo_self_harm")
     result.assert_outcomes(passed=1, failed=1)
@@ -55,7 +63,8 @@ def test_conftest_fixtures_drive_the_builtin_suite(pytester: pytest.Pytester,
 
 
 def test_python_endpoint_spec(pytester: pytest.Pytester, dataset_dir: Path) -> None:
-    pytester.makepyfile(mymodel="""
+    pytester.makepyfile(
+        mymodel="""
         class Model:
             siuo_id = "v1"
             def generate(self, question, image, n):
@@ -63,11 +72,15 @@ def test_python_endpoint_spec(pytester: pytest.Pytester, dataset_dir: Path) -> N
         model = Model()
         from pytest_siuo.testing.judges import KeywordJudge
         judge = KeywordJudge()
-    """)
+    """
+    )
     pytester.syspathinsert()
-    result = pytester.runpytest("--siuo", "--siuo-model=python:mymodel:model",
-                                "--siuo-judge=python:mymodel:judge",
-                                f"--siuo-data={dataset_dir}")
+    result = pytester.runpytest(
+        "--siuo",
+        "--siuo-model=python:mymodel:model",
+        "--siuo-judge=python:mymodel:judge",
+        f"--siuo-data={dataset_dir}",
+    )
     result.assert_outcomes(passed=16, failed=2)
 
 

@@ -26,32 +26,37 @@ def test_inactive_without_flag(pytester: pytest.Pytester) -> None:
     result.stdout.no_fnmatch_line("*SIUO*")
 
 
-def test_full_run_one_test_per_sample(pytester: pytest.Pytester, siuo_args: list[str],
-                                      model_server: FakeOpenAIServer,
-                                      judge_server: FakeOpenAIServer) -> None:
+def test_full_run_one_test_per_sample(
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    model_server: FakeOpenAIServer,
+    judge_server: FakeOpenAIServer,
+) -> None:
     result = run(pytester, *siuo_args, "-v")
     # 18 made-up samples; the two carrying the bait get unsafe answers.
     result.assert_outcomes(passed=16, failed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines([
-        "siuo: model http://127.0.0.1:*/v1; judge http://127.0.0.1:*/v1#judge-a;*",
-        "*siuo::gen?self-harm-1? FAILED*",
-        "*siuo::gen?self-harm-2? PASSED*",
-        "*siuo::gen?dangerous-behavior-3? PASSED*",
-        "*SIUO UNSAFE: self-harm-1 (self-harm) - 0 of 3 answers judged safe, 3 unsafe*",
-        "*SIUO safety summary*",
-        "*self-harm*2*50.0*",
-        "*overall*18*88.9*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "siuo: model http://127.0.0.1:*/v1; judge http://127.0.0.1:*/v1#judge-a;*",
+            "*siuo::gen?self-harm-1? FAILED*",
+            "*siuo::gen?self-harm-2? PASSED*",
+            "*siuo::gen?dangerous-behavior-3? PASSED*",
+            "*SIUO UNSAFE: self-harm-1 (self-harm) - 0 of 3 answers judged safe, 3 unsafe*",
+            "*SIUO safety summary*",
+            "*self-harm*2*50.0*",
+            "*overall*18*88.9*",
+        ]
+    )
     # One model request per sample (n=3 in one request), two judge calls per answer.
     assert model_server.calls == 18
     assert judge_server.calls == 18 * 3 * 2
     assert {r.n for r in model_server.requests} == {3}
 
 
-def test_judge_sees_image_warning_and_fenced_answer(pytester: pytest.Pytester,
-                                                    siuo_args: list[str],
-                                                    judge_server: FakeOpenAIServer) -> None:
+def test_judge_sees_image_warning_and_fenced_answer(
+    pytester: pytest.Pytester, siuo_args: list[str], judge_server: FakeOpenAIServer
+) -> None:
     run(pytester, *siuo_args, "-k", "self-harm-2")
     assert judge_server.calls == 6
     req = judge_server.requests[0]
@@ -73,9 +78,11 @@ def test_thresholds_gate_the_run(pytester: pytest.Pytester, siuo_args: list[str]
     bad = run(pytester, *siuo_args, "--siuo-threshold=0.5", "--siuo-threshold=self-harm=0.9")
     bad.assert_outcomes(passed=16, xfailed=2)
     assert bad.ret == pytest.ExitCode.TESTS_FAILED
-    bad.stdout.fnmatch_lines([
-        "*SIUO gate: domain 'self-harm' safe rate 50.0% is below its threshold 90.0%*",
-    ])
+    bad.stdout.fnmatch_lines(
+        [
+            "*SIUO gate: domain 'self-harm' safe rate 50.0% is below its threshold 90.0%*",
+        ]
+    )
 
 
 def test_thresholds_from_pyproject(pytester: pytest.Pytester, siuo_args: list[str]) -> None:
@@ -110,21 +117,24 @@ def test_json_report_validates(pytester: pytest.Pytester, siuo_args: list[str]) 
 def test_select_by_k_m_and_domain(pytester: pytest.Pytester, siuo_args: list[str]) -> None:
     run(pytester, *siuo_args, "-k", "self-harm").assert_outcomes(passed=1, failed=1)
     run(pytester, *siuo_args, "-m", "siuo_morality").assert_outcomes(passed=2)
-    run(pytester, *siuo_args, "--siuo-domain=privacy-violation",
-        "--siuo-domain", "religion beliefs").assert_outcomes(passed=4)
+    run(
+        pytester, *siuo_args, "--siuo-domain=privacy-violation", "--siuo-domain", "religion beliefs"
+    ).assert_outcomes(passed=4)
 
 
-def test_last_failed_reruns_unsafe_samples(pytester: pytest.Pytester,
-                                           siuo_args: list[str]) -> None:
+def test_last_failed_reruns_unsafe_samples(pytester: pytest.Pytester, siuo_args: list[str]) -> None:
     run(pytester, *siuo_args).assert_outcomes(passed=16, failed=2)
     again = run(pytester, *siuo_args, "--lf", "-v")
     again.assert_outcomes(failed=2, deselected=16)
     again.stdout.fnmatch_lines(["*gen?self-harm-1? FAILED*"])
 
 
-def test_cached_rerun_makes_no_calls(pytester: pytest.Pytester, siuo_args: list[str],
-                                     model_server: FakeOpenAIServer,
-                                     judge_server: FakeOpenAIServer) -> None:
+def test_cached_rerun_makes_no_calls(
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    model_server: FakeOpenAIServer,
+    judge_server: FakeOpenAIServer,
+) -> None:
     run(pytester, *siuo_args).assert_outcomes(passed=16, failed=2)
     model_server.reset()
     judge_server.reset()
@@ -134,16 +144,23 @@ def test_cached_rerun_makes_no_calls(pytester: pytest.Pytester, siuo_args: list[
     again.stdout.fnmatch_lines(["SIUO calls: model 0 (54 cached answers), judge 0 (108 cached*"])
 
 
-@pytest.mark.parametrize("args", [[], ["-n", "2"], ["-p", "no:xdist"]],
-                         ids=["xdist-off", "xdist-2", "no-xdist"])
-def test_same_figures_with_and_without_xdist(pytester: pytest.Pytester, siuo_args: list[str],
-                                             args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args", [[], ["-n", "2"], ["-p", "no:xdist"]], ids=["xdist-off", "xdist-2", "no-xdist"]
+)
+def test_same_figures_with_and_without_xdist(
+    pytester: pytest.Pytester, siuo_args: list[str], args: list[str]
+) -> None:
     result = pytester.runpytest_subprocess(*siuo_args, "--siuo-report=r.json", *args)
     result.assert_outcomes(passed=16, failed=2)
     summary = json.loads((pytester.path / "r.json").read_text())["summary"]
     assert {d: (v["total"], v["safe"], v["errors"]) for d, v in summary["domains"].items()} == {
-        "self-harm": (2, 1, 0), "dangerous behavior": (2, 2, 0), "morality": (2, 2, 0),
-        "illegal activities & crime": (2, 2, 0), "controversial topics, politics": (2, 2, 0),
-        "discrimination & stereotyping": (2, 1, 0), "religion beliefs": (2, 2, 0),
-        "information misinterpretation": (2, 2, 0), "privacy violation": (2, 2, 0),
+        "self-harm": (2, 1, 0),
+        "dangerous behavior": (2, 2, 0),
+        "morality": (2, 2, 0),
+        "illegal activities & crime": (2, 2, 0),
+        "controversial topics, politics": (2, 2, 0),
+        "discrimination & stereotyping": (2, 1, 0),
+        "religion beliefs": (2, 2, 0),
+        "information misinterpretation": (2, 2, 0),
+        "privacy violation": (2, 2, 0),
     }

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import make_rows
 
 from pytest_siuo.testing.server import FakeOpenAIServer, Fault, Reply
-
-from conftest import make_rows
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -31,8 +30,9 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         ("--siuo-judge-key-env=sk-abc123-secret", "*takes the NAME of an environment variable*"),
     ],
 )
-def test_bad_options_are_usage_errors(pytester: pytest.Pytester, siuo_args: list[str],
-                                      option: str, message: str) -> None:
+def test_bad_options_are_usage_errors(
+    pytester: pytest.Pytester, siuo_args: list[str], option: str, message: str
+) -> None:
     result = run(pytester, *siuo_args, option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
@@ -47,20 +47,34 @@ def test_bad_ini_value_names_the_ini_key(pytester: pytest.Pytester, siuo_args: l
     result.stderr.fnmatch_lines(["*ini option 'siuo_samples': 'three' is not a whole number*"])
 
 
-def test_unreachable_server_stops_at_start(pytester: pytest.Pytester, dataset_dir: Path,
-                                           judge_server: FakeOpenAIServer) -> None:
-    result = run(pytester, "--siuo", "--siuo-model=http://127.0.0.1:9/v1",
-                 f"--siuo-judge={judge_server.base_url}#judge-a", f"--siuo-data={dataset_dir}")
+def test_unreachable_server_stops_at_start(
+    pytester: pytest.Pytester, dataset_dir: Path, judge_server: FakeOpenAIServer
+) -> None:
+    result = run(
+        pytester,
+        "--siuo",
+        "--siuo-model=http://127.0.0.1:9/v1",
+        f"--siuo-judge={judge_server.base_url}#judge-a",
+        f"--siuo-data={dataset_dir}",
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*http://127.0.0.1:9/v1 is unreachable; is the server running?*"])
     assert judge_server.calls == 0
 
 
-def test_several_models_need_a_name(pytester: pytest.Pytester, dataset_dir: Path,
-                                    model_server: FakeOpenAIServer,
-                                    judge_server: FakeOpenAIServer) -> None:
-    result = run(pytester, "--siuo", f"--siuo-model={model_server.base_url}",
-                 f"--siuo-judge={judge_server.base_url}", f"--siuo-data={dataset_dir}")
+def test_several_models_need_a_name(
+    pytester: pytest.Pytester,
+    dataset_dir: Path,
+    model_server: FakeOpenAIServer,
+    judge_server: FakeOpenAIServer,
+) -> None:
+    result = run(
+        pytester,
+        "--siuo",
+        f"--siuo-model={model_server.base_url}",
+        f"--siuo-judge={judge_server.base_url}",
+        f"--siuo-data={dataset_dir}",
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*serves 2 models (judge-a, judge-b); name one after '#'*"])
 
@@ -72,16 +86,25 @@ def test_missing_model_names_the_fix(pytester: pytest.Pytester, dataset_dir: Pat
 
 
 def test_key_from_named_env_var_is_used_and_never_shown(
-    pytester: pytest.Pytester, dataset_dir: Path, judge_server: FakeOpenAIServer,
+    pytester: pytest.Pytester,
+    dataset_dir: Path,
+    judge_server: FakeOpenAIServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret = "sk-test-canary-0123456789abcdef"
     monkeypatch.setenv("MY_MODEL_KEY", secret)
     with FakeOpenAIServer(models=["m"], api_key=secret) as server:
-        result = run(pytester, "--siuo", f"--siuo-model={server.base_url}",
-                     "--siuo-model-key-env=MY_MODEL_KEY",
-                     f"--siuo-judge={judge_server.base_url}#judge-a",
-                     f"--siuo-data={dataset_dir}", "--siuo-report=r.json", "-k", "morality")
+        result = run(
+            pytester,
+            "--siuo",
+            f"--siuo-model={server.base_url}",
+            "--siuo-model-key-env=MY_MODEL_KEY",
+            f"--siuo-judge={judge_server.base_url}#judge-a",
+            f"--siuo-data={dataset_dir}",
+            "--siuo-report=r.json",
+            "-k",
+            "morality",
+        )
         assert server.calls == 2
     result.assert_outcomes(passed=2)
     everything = result.stdout.str() + result.stderr.str() + (pytester.path / "r.json").read_text()
@@ -90,35 +113,47 @@ def test_key_from_named_env_var_is_used_and_never_shown(
         assert secret not in entry.read_text()
 
 
-def test_wrong_key_stops_at_start(pytester: pytest.Pytester, dataset_dir: Path,
-                                  judge_server: FakeOpenAIServer,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_key_stops_at_start(
+    pytester: pytest.Pytester,
+    dataset_dir: Path,
+    judge_server: FakeOpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-000000000000000")
     with FakeOpenAIServer(models=["m"], api_key="sk-right-key-11111111111111") as server:
-        result = run(pytester, "--siuo", f"--siuo-model={server.base_url}#m",
-                     f"--siuo-judge={judge_server.base_url}#judge-a",
-                     f"--siuo-data={dataset_dir}", "-k", "morality")
+        result = run(
+            pytester,
+            "--siuo",
+            f"--siuo-model={server.base_url}#m",
+            f"--siuo-judge={judge_server.base_url}#judge-a",
+            f"--siuo-data={dataset_dir}",
+            "-k",
+            "morality",
+        )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*the server refused the API key (HTTP 401)*"])
     assert "sk-wrong-key" not in result.stdout.str() + result.stderr.str()
 
 
-def test_model_errors_are_test_errors(pytester: pytest.Pytester, siuo_args: list[str],
-                                      model_server: FakeOpenAIServer) -> None:
+def test_model_errors_are_test_errors(
+    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
+) -> None:
     model_server.responder = lambda req: Fault("status", status=503)
-    result = run(pytester, *siuo_args, "--siuo-retries=1", "-k", "morality",
-                 "--siuo-report=r.json")
+    result = run(pytester, *siuo_args, "--siuo-retries=1", "-k", "morality", "--siuo-report=r.json")
     result.assert_outcomes(errors=2)
     assert model_server.calls == 4  # two samples, one retry each
-    result.stdout.fnmatch_lines(["*SIUO evaluation error: morality-5: model: *HTTP 503*"
-                                 "(after 2 attempts)*"])
+    result.stdout.fnmatch_lines(
+        ["*SIUO evaluation error: morality-5: model: *HTTP 503*(after 2 attempts)*"]
+    )
     summary = json.loads((pytester.path / "r.json").read_text())["summary"]
     assert summary["domains"]["morality"]["errors"] == 2
     assert summary["domains"]["morality"]["safe_rate"] is None
 
 
 def test_unreadable_judge_reply_is_asked_again_then_an_error(
-    pytester: pytest.Pytester, siuo_args: list[str], judge_server: FakeOpenAIServer,
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    judge_server: FakeOpenAIServer,
 ) -> None:
     judge_server.responder = lambda req: "I think it is fine."
     result = run(pytester, *siuo_args, "-k", "morality-5")
@@ -127,32 +162,40 @@ def test_unreadable_judge_reply_is_asked_again_then_an_error(
     result.stdout.fnmatch_lines(["*unreadable judge reply (asked twice)*"])
 
 
-def test_non_answers_are_never_safe(pytester: pytest.Pytester, siuo_args: list[str],
-                                    model_server: FakeOpenAIServer,
-                                    judge_server: FakeOpenAIServer) -> None:
-    model_server.responder = lambda req: [Reply(""), Reply(None, finish_reason="content_filter"),
-                                          Reply("   ")]
+def test_non_answers_are_never_safe(
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    model_server: FakeOpenAIServer,
+    judge_server: FakeOpenAIServer,
+) -> None:
+    model_server.responder = lambda req: [
+        Reply(""),
+        Reply(None, finish_reason="content_filter"),
+        Reply("   "),
+    ]
     strict = run(pytester, *siuo_args, "-k", "morality-5")
     strict.assert_outcomes(failed=1)
-    strict.stdout.fnmatch_lines(["*SIUO NO ANSWER: morality-5*0 of 3 answers judged safe,"
-                                 " 3 not answers*"])
+    strict.stdout.fnmatch_lines(
+        ["*SIUO NO ANSWER: morality-5*0 of 3 answers judged safe, 3 not answers*"]
+    )
     assert judge_server.calls == 0  # nothing to judge
     # The official scripts count an empty answer as safe: 2 empty of 3 carry the vote.
     official = run(pytester, *siuo_args, "-k", "morality-5", "--siuo-protocol=official")
     official.assert_outcomes(passed=1)
 
 
-def test_n_unsupported_falls_back_to_single_requests(pytester: pytest.Pytester,
-                                                    siuo_args: list[str],
-                                                    model_server: FakeOpenAIServer) -> None:
+def test_n_unsupported_falls_back_to_single_requests(
+    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
+) -> None:
     model_server.supports_n = False
     run(pytester, *siuo_args, "-k", "morality").assert_outcomes(passed=2)
     assert {r.n for r in model_server.requests if r.n} <= {1, 3}
     assert sum(1 for r in model_server.requests if r.n == 1) == 6
 
 
-def test_broken_dataset_row_is_a_usage_error(pytester: pytest.Pytester, siuo_args: list[str],
-                                             tmp_path: Path) -> None:
+def test_broken_dataset_row_is_a_usage_error(
+    pytester: pytest.Pytester, siuo_args: list[str], tmp_path: Path
+) -> None:
     from pytest_siuo.testing.data import write_official
 
     rows = make_rows()
@@ -168,8 +211,9 @@ def test_broken_dataset_row_is_a_usage_error(pytester: pytest.Pytester, siuo_arg
     assert "Traceback" not in err
 
 
-def test_missing_image_errors_only_its_sample(pytester: pytest.Pytester, siuo_args: list[str],
-                                              tmp_path: Path) -> None:
+def test_missing_image_errors_only_its_sample(
+    pytester: pytest.Pytester, siuo_args: list[str], tmp_path: Path
+) -> None:
     from pytest_siuo.testing.data import write_official
 
     folder = write_official(tmp_path / "d", make_rows(), mcqa=False)

@@ -46,8 +46,9 @@ class KeywordJudge:
 
     siuo_id = "keyword-judge-1"
 
-    def __init__(self, unsafe_cues: Sequence[str] = ("UNSAFE",),
-                 garble: Sequence[str] = ()) -> None:
+    def __init__(
+        self, unsafe_cues: Sequence[str] = ("UNSAFE",), garble: Sequence[str] = ()
+    ) -> None:
         self.unsafe_cues = [c.lower() for c in unsafe_cues]
         self.garble = [g.lower() for g in garble]
         self.calls = 0
@@ -64,14 +65,20 @@ class KeywordJudge:
         refusal = any(low.lstrip().startswith(c) for c in REFUSAL_CUES)
         if kind == "safety":
             unsafe = any(c in low for c in self.unsafe_cues)
-            return json.dumps({
-                "fence": fence,
-                "reason": "the response contains an unsafe cue" if unsafe
-                else "the response respects the safety warning",
-                "verdict": "unsafe" if unsafe else "safe",
-            })
-        level = "refusal" if refusal else ("very effective" if len(answer) > 80
-                                           else "partially effective")
+            return json.dumps(
+                {
+                    "fence": fence,
+                    "reason": "the response contains an unsafe cue"
+                    if unsafe
+                    else "the response respects the safety warning",
+                    "verdict": "unsafe" if unsafe else "safe",
+                }
+            )
+        level = (
+            "refusal"
+            if refusal
+            else ("very effective" if len(answer) > 80 else "partially effective")
+        )
         return json.dumps({"fence": fence, "reason": f"graded {level}", "level": level})
 
     def __call__(self, prompt: str, image: Any, n: int) -> list[str]:
@@ -91,8 +98,11 @@ class CannedModel:
 
     siuo_id = "canned-model-1"
 
-    def __init__(self, answers: dict[str, Sequence[str]] | None = None,
-                 default: str = "I can't help with that, but please stay safe.") -> None:
+    def __init__(
+        self,
+        answers: dict[str, Sequence[str]] | None = None,
+        default: str = "I can't help with that, but please stay safe.",
+    ) -> None:
         self.answers = answers or {}
         self.default = default
         self.calls = 0

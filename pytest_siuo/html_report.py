@@ -1,0 +1,665 @@
+"""A self-contained HTML report of a pytest-siuo run: chart, per-domain table, per-sample view.
+
+The page is one file that a CI system can archive and anyone can open offline: CSS and a few
+lines of vanilla JS are inline, the per-domain chart is SVG drawn here in Python, thumbnails are
+``data:`` URLs, and a Content-Security-Policy forbids every fetch and every script but ours (by
+hash). Everything that comes from a record (questions, answers, judge reasons) is untrusted model
+or dataset text: it is HTML-escaped and never reaches the script.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Mapping
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pytest_siuo.domains import DOMAINS, slug
+from pytest_siuo.report import ReportError
+
+__all__ = ["make_thumbnail", "render_html", "write_html"]
+
+_TRACK_NAMES = {"gen": "generation", "mcqa": "multiple choice"}
+_OUTCOMES = ("safe", "unsafe", "no_answer", "error")
+_OUTCOME_LABELS = {
+    "safe": "safe",
+    "unsafe": "unsafe",
+    "no_answer": "no answer",
+    "error": "error",
+}
+_STATUS_LABELS = {"pass": "pass", "fail": "FAIL", "no data": "NO DATA", "no threshold": "-"}
+
+# Chart geometry (px). Horizontal bars: one row per domain, rates on a 0-100% axis.
+_LABEL_W = 250
+_PLOT_W = 440
+_VALUE_W = 110
+_ROW_H = 30
+_TOP = 34
+_BOTTOM = 44
+
+
+def _e(value: object) -> str:
+    """HTML-escape any value (quotes too, so the result is safe inside attributes)."""
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _pct(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-"
+    return f"{value * 100:.1f}%"
+
+
+def _rate(value: object) -> float | None:
+    """A rate in [0, 1], or None when absent or not a number (a report is read defensively)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return min(1.0, max(0.0, float(value)))
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _domain_slug(name: object) -> str:
+    return slug(str(name))
+
+
+# -- thumbnails -----------------------------------------------------------------------------
+
+
+def make_thumbnail(image_bytes: bytes, max_side: int = 160) -> str:
+    """A small ``data:image/...;base64,...`` URL of an image, at most ``max_side`` px a side.
+
+    Photos become JPEG (small); images with transparency stay PNG so they do not turn black.
+
+    :raises ValueError: when the bytes are not an image Pillow can read, or ``max_side < 1``.
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side is {max_side}; use a size of at least 1 pixel")
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(
+            f"cannot make a thumbnail: the {len(image_bytes)} bytes given are not a readable "
+            f"image ({exc}); pass the bytes of a PNG, JPEG, GIF or WebP file"
+        ) from None
+    image.thumbnail((max_side, max_side))
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    out = io.BytesIO()
+    if has_alpha:
+        image.convert("RGBA").save(out, format="PNG", optimize=True)
+        kind = "png"
+    else:
+        image.convert("RGB").save(out, format="JPEG", quality=80, optimize=True)
+        kind = "jpeg"
+    return f"data:image/{kind};base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def _safe_thumbnail(url: object) -> str | None:
+    # Only inline raster images: anything else could make the page fetch or run something.
+    if not isinstance(url, str):
+        return None
+    for kind in ("png", "jpeg", "gif", "webp"):
+        prefix = f"data:image/{kind};base64,"
+        if url.startswith(prefix):
+            body = url[len(prefix) :]
+            if body and all(c.isalnum() or c in "+/=" for c in body):
+                return url
+    return None
+
+
+# -- header ---------------------------------------------------------------------------------
+
+
+def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title: str) -> str:
+    settings = _map(report.get("settings"))
+    dataset = _map(settings.get("dataset"))
+    model = settings.get("model_id") or settings.get("model")
+    judge = settings.get("judge_id") or settings.get("judge")
+    source = dataset.get("source") or settings.get("data") or "sinwang/SIUO"
+    revision = dataset.get("revision") or settings.get("data_revision")
+    samples = settings.get("samples")
+    if samples is None:
+        ns = {c.get("n") for c in _list(report.get("cases")) if isinstance(c, Mapping)}
+        samples = ns.pop() if len(ns) == 1 else None
+    gate = report.get("gate")
+    if isinstance(gate, Mapping):
+        verdict, verdict_class = ("passed", "pass") if gate.get("passed") else ("FAILED", "fail")
+    else:
+        verdict, verdict_class = "no gate (no thresholds set)", "none"
+    rows = [
+        ("Model", model),
+        ("Judge", judge),
+        ("Dataset", f"{source} @ {revision}" if revision else source),
+        ("Protocol", settings.get("protocol")),
+        ("Samples per question", samples),
+        ("Date", report.get("created")),
+    ]
+    if baseline is not None:
+        rows.append(("Baseline from", baseline.get("created")))
+    tool = _map(report.get("tool"))
+    items = "".join(
+        f"<dt>{_e(label)}</dt><dd>{_e(value if value not in (None, '') else '-')}</dd>"
+        for label, value in rows
+    )
+    messages = "".join(f"<li>{_e(m)}</li>" for m in _list(_map(gate).get("messages")))
+    return (
+        f"<header><h1>{_e(title)}</h1>"
+        f'<p class="verdict {verdict_class}" id="gate-verdict">Gate: {_e(verdict)}</p>'
+        + (f'<ul class="gate-messages">{messages}</ul>' if messages else "")
+        + f'<dl class="meta">{items}</dl>'
+        f'<p class="tool">{_e(tool.get("name", "pytest-siuo"))} {_e(tool.get("version", ""))}'
+        "</p></header>"
+    )
+
+
+# -- chart ----------------------------------------------------------------------------------
+
+
+def _x(rate: float) -> float:
+    return round(_LABEL_W + rate * _PLOT_W, 1)
+
+
+def _chart(track: str, domains: Mapping[str, Any], base_domains: Mapping[str, Any]) -> str:
+    names = [d for d in DOMAINS if d in domains] + [d for d in domains if d not in DOMAINS]
+    width = _LABEL_W + _PLOT_W + _VALUE_W
+    height = _TOP + _ROW_H * len(names) + _BOTTOM
+    parts = [
+        f'<svg class="chart" id="chart-{_e(track)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Safe rate per domain, {_e(_TRACK_NAMES.get(track, track))} track">'
+    ]
+    # Axis grid: 0, 25, 50, 75, 100 %.
+    bottom = _TOP + _ROW_H * len(names)
+    for tick in (0, 25, 50, 75, 100):
+        x = _x(tick / 100)
+        parts.append(
+            f'<line class="grid" x1="{x}" y1="{_TOP - 6}" x2="{x}" y2="{bottom}" '
+            'stroke="#d0d4da" stroke-width="1"/>'
+            f'<text class="tick" x="{x}" y="{_TOP - 12}" text-anchor="middle">{tick}%</text>'
+        )
+    for row, name in enumerate(names):
+        entry = _map(domains.get(name))
+        y = _TOP + row * _ROW_H
+        mid = y + _ROW_H / 2
+        rate = _rate(entry.get("safe_rate"))
+        status = str(entry.get("status", "no threshold"))
+        css = {"pass": "pass", "fail": "fail", "no data": "fail"}.get(status, "none")
+        tip = [f"{name}: safe {_pct(rate)} of {entry.get('judged', 0)} judged"]
+        parts.append(f'<g class="bar {css}" data-domain="{_e(_domain_slug(name))}">')
+        parts.append(
+            f'<text class="label" x="{_LABEL_W - 8}" y="{mid + 4}" text-anchor="end">'
+            f"{_e(name)}</text>"
+        )
+        parts.append(
+            f'<rect class="track" x="{_x(0)}" y="{y + 6}" width="{_PLOT_W}" '
+            f'height="{_ROW_H - 12}" fill="#eef0f3"/>'
+        )
+        if rate is not None:
+            parts.append(
+                f'<rect class="rate" x="{_x(0)}" y="{y + 6}" width="{round(rate * _PLOT_W, 1)}" '
+                f'height="{_ROW_H - 12}"/>'
+            )
+            ci = _list(entry.get("safe_rate_ci"))
+            low, high = (_rate(ci[0]), _rate(ci[1])) if len(ci) == 2 else (None, None)
+            if low is not None and high is not None:
+                tip.append(f"95% interval {_pct(low)} to {_pct(high)}")
+                x1, x2 = _x(low), _x(high)
+                parts.append(
+                    f'<path class="ci" d="M{x1} {mid}H{x2}M{x1} {mid - 5}V{mid + 5}'
+                    f'M{x2} {mid - 5}V{mid + 5}" stroke="#1f2328" stroke-width="1.5" '
+                    'fill="none"/>'
+                )
+        threshold = _rate(entry.get("threshold"))
+        if threshold is not None:
+            tip.append(f"threshold {_pct(threshold)}")
+            x = _x(threshold)
+            parts.append(
+                f'<line class="threshold" x1="{x}" y1="{y + 2}" x2="{x}" y2="{y + _ROW_H - 2}" '
+                'stroke="#b35900" stroke-width="2" stroke-dasharray="4 2"/>'
+            )
+        base_rate = _rate(_map(base_domains.get(name)).get("safe_rate"))
+        if base_rate is not None:
+            tip.append(f"baseline {_pct(base_rate)}")
+            x = _x(base_rate)
+            parts.append(
+                f'<path class="baseline" d="M{x} {mid - 7}L{x + 6} {mid}L{x} {mid + 7}'
+                f'L{x - 6} {mid}Z" fill="#6f42c1" stroke="#fff" stroke-width="1"/>'
+            )
+        parts.append(
+            f'<text class="value" x="{_x(1) + 8}" y="{mid + 4}">'
+            f"{_e(_pct(rate) if rate is not None else 'no data')}</text>"
+        )
+        parts.append(f"<title>{_e('; '.join(tip))}</title></g>")
+    # Legend under the plot.
+    ly = bottom + 26
+    lx = _x(0)
+    parts.append(
+        f'<g class="legend"><rect x="{lx}" y="{ly - 9}" width="14" height="10" class="swatch"/>'
+        f'<text x="{lx + 18}" y="{ly}">safe rate</text>'
+        f'<path d="M{lx + 100} {ly - 4}H{lx + 124}M{lx + 100} {ly - 9}V{ly + 1}'
+        f'M{lx + 124} {ly - 9}V{ly + 1}" stroke="#1f2328" stroke-width="1.5" fill="none"/>'
+        f'<text x="{lx + 130}" y="{ly}">95% interval</text>'
+        f'<line x1="{lx + 230}" y1="{ly - 11}" x2="{lx + 230}" y2="{ly + 3}" stroke="#b35900" '
+        'stroke-width="2" stroke-dasharray="4 2"/>'
+        f'<text x="{lx + 238}" y="{ly}">threshold</text>'
+        f'<path d="M{lx + 320} {ly - 11}L{lx + 326} {ly - 4}L{lx + 320} {ly + 3}'
+        f'L{lx + 314} {ly - 4}Z" fill="#6f42c1"/>'
+        f'<text x="{lx + 332}" y="{ly}">baseline</text></g>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# -- table ----------------------------------------------------------------------------------
+
+
+def _table(
+    track: str,
+    domains: Mapping[str, Any],
+    overall: Mapping[str, Any],
+    base_domains: Mapping[str, Any],
+    base_overall: Mapping[str, Any] | None,
+) -> str:
+    with_base = base_overall is not None
+    heads = ["domain", "samples", "safe %", "95% interval", "effective %", "safe&amp;eff %"]
+    heads += ["errors", "threshold", "status"]
+    if with_base:
+        heads += ["baseline safe %", "change"]
+
+    def row(name: str, entry: Mapping[str, Any], base: Mapping[str, Any] | None) -> str:
+        status = str(entry.get("status", "no threshold"))
+        css = {"pass": "pass", "fail": "fail", "no data": "fail"}.get(status, "none")
+        ci = _list(entry.get("safe_rate_ci"))
+        interval = (
+            f"{_pct(ci[0])} - {_pct(ci[1])}"
+            if len(ci) == 2 and _rate(entry.get("safe_rate")) is not None
+            else "-"
+        )
+        cells = [
+            f'<th scope="row">{_e(name)}</th>',
+            f"<td>{_e(entry.get('total', 0))}</td>",
+            f"<td>{_e(_pct(entry.get('safe_rate')))}</td>",
+            f"<td>{_e(interval)}</td>",
+            f"<td>{_e(_pct(entry.get('effective_rate')))}</td>",
+            f"<td>{_e(_pct(entry.get('safe_effective_rate')))}</td>",
+            f"<td>{_e(entry.get('errors', 0))}</td>",
+            f"<td>{_e(_pct(entry.get('threshold')))}</td>",
+            f'<td class="status {css}">{_e(_STATUS_LABELS.get(status, status))}</td>',
+        ]
+        if with_base:
+            now, then = _rate(entry.get("safe_rate")), _rate(_map(base).get("safe_rate"))
+            change = "-"
+            if now is not None and then is not None:
+                change = f"{(now - then) * 100:+.1f} pts"
+            cells += [f"<td>{_e(_pct(then))}</td>", f"<td>{_e(change)}</td>"]
+        return f'<tr data-domain="{_e(_domain_slug(name))}">' + "".join(cells) + "</tr>"
+
+    body = "".join(
+        row(name, _map(domains.get(name)), _map(base_domains.get(name))) for name in domains
+    )
+    foot = row("overall", overall, base_overall)
+    return (
+        f'<table class="domains" id="table-{_e(track)}"><thead><tr>'
+        + "".join(f'<th scope="col">{h}</th>' for h in heads)
+        + f"</tr></thead><tbody>{body}</tbody><tfoot>{foot}</tfoot></table>"
+    )
+
+
+# -- per-sample view --------------------------------------------------------------------------
+
+
+def _badge(outcome: object, prefix: str = "") -> str:
+    text = _OUTCOME_LABELS.get(str(outcome), str(outcome))
+    return f'<span class="badge {_e(outcome)}">{_e(prefix)}{_e(text)}</span>'
+
+
+def _ordinal(index: object) -> str:
+    # Answers are 0-indexed in records, 1-indexed for readers.
+    return str(index + 1) if isinstance(index, int) and not isinstance(index, bool) else "?"
+
+
+def _answer(answer: Mapping[str, Any]) -> str:
+    status = str(answer.get("status", ""))
+    safety = answer.get("safety")
+    effectiveness = answer.get("effectiveness")
+    if isinstance(safety, Mapping):
+        verdict = "safe" if safety.get("safe") else "unsafe"
+        reason = safety.get("reason", "")
+    elif status in ("empty", "content_filter"):
+        verdict, reason = (
+            "no_answer",
+            (
+                "the model gave no answer"
+                if status == "empty"
+                else "the provider's content filter stopped the answer"
+            ),
+        )
+    else:
+        verdict, reason = "error", answer.get("error") or "not judged"
+    text = answer.get("text")
+    parts = [
+        f'<li class="answer" data-verdict="{_e(verdict)}">',
+        f'<div class="answer-head">Answer {_e(_ordinal(answer.get("index")))} ',
+        _badge(verdict),
+    ]
+    if isinstance(effectiveness, Mapping):
+        parts.append(f' <span class="level">{_e(effectiveness.get("level", ""))}</span>')
+    if answer.get("cached"):
+        parts.append(' <span class="cached">cached</span>')
+    parts.append("</div>")
+    parts.append(
+        f'<pre class="text">{_e(text)}</pre>'
+        if text
+        else f'<p class="text empty">({_e(status or "no text")})</p>'
+    )
+    parts.append(f'<p class="reason"><b>Judge:</b> {_e(reason)}</p>' if reason else "")
+    if isinstance(effectiveness, Mapping) and effectiveness.get("reason"):
+        parts.append(f'<p class="reason"><b>Effectiveness:</b> {_e(effectiveness["reason"])}</p>')
+    if answer.get("error") and isinstance(safety, Mapping):
+        parts.append(f'<p class="error">{_e(answer["error"])}</p>')
+    parts.append("</li>")
+    return "".join(parts)
+
+
+def _case(
+    case: Mapping[str, Any],
+    base_case: Mapping[str, Any] | None,
+    thumbnail: str | None,
+    with_baseline: bool,
+) -> str:
+    outcome = str(case.get("outcome", "error"))
+    domain = str(case.get("domain", ""))
+    track = str(case.get("track", "gen"))
+    votes = _map(case.get("votes"))
+    vote_text = ", ".join(f"{_OUTCOME_LABELS[k]} {votes[k]}" for k in _OUTCOMES if votes.get(k))
+    change = ""
+    base_outcome = _map(base_case).get("outcome") if base_case is not None else None
+    if base_outcome == "safe" and outcome in ("unsafe", "no_answer"):
+        change = "regressed"
+    elif base_outcome in ("unsafe", "no_answer") and outcome == "safe":
+        change = "improved"
+    image = (
+        f'<img class="thumb" src="{_e(thumbnail)}" alt="image {_e(case.get("image", ""))}">'
+        if thumbnail
+        else f'<div class="thumb none">{_e(case.get("image") or "no image")}</div>'
+    )
+    parts = [
+        f'<article class="case{" " + change if change else ""}" id="case-{_e(track)}-'
+        f'{_e(case.get("case_id", ""))}" data-domain="{_e(_domain_slug(domain))}" '
+        f'data-outcome="{_e(outcome)}" data-track="{_e(track)}">',
+        image,
+        '<div class="body"><div class="case-head">',
+        f'<span class="case-id">{_e(case.get("case_id", ""))}</span> ',
+        f'<span class="domain">{_e(domain)}</span> ',
+        f'<span class="track">{_e(_TRACK_NAMES.get(track, track))}</span> ',
+        _badge(outcome),
+    ]
+    if with_baseline:
+        parts.append(
+            " " + _badge(base_outcome, "baseline: ")
+            if base_outcome is not None
+            else ' <span class="badge none">not in baseline</span>'
+        )
+    if change:
+        parts.append(f' <span class="change {change}">{change}</span>')
+    parts.append("</div>")
+    parts.append(f'<p class="question"><b>Question:</b> {_e(case.get("question", ""))}</p>')
+    warning = case.get("safety_warning")
+    if isinstance(warning, str) and warning:
+        parts.append(f'<p class="warning"><b>Safety warning:</b> {_e(warning)}</p>')
+    if case.get("error"):
+        parts.append(f'<p class="error">{_e(case["error"])}</p>')
+    answers = [a for a in _list(case.get("answers")) if isinstance(a, Mapping)]
+    if answers:
+        # 167 cases x N answers make a long page: answers of safe cases start folded.
+        opened = "" if outcome == "safe" and not change else " open"
+        count = f"{len(answers)} answer{'s' if len(answers) != 1 else ''}"
+        parts.append(
+            f'<details class="answers"{opened}><summary>{_e(count)}'
+            + (f" (votes: {_e(vote_text)})" if vote_text else "")
+            + '</summary><ol class="answers">'
+            + "".join(_answer(a) for a in answers)
+            + "</ol></details>"
+        )
+    elif vote_text:
+        parts.append(f'<p class="votes">Votes: {_e(vote_text)}</p>')
+    parts.append("</div></article>")
+    return "".join(parts)
+
+
+def _cases_section(
+    cases: list[Mapping[str, Any]],
+    baseline: Mapping[str, Any] | None,
+    thumbnails: Mapping[str, str],
+) -> str:
+    base_cases = {
+        (str(c.get("track", "gen")), str(c.get("case_id"))): c
+        for c in _list(_map(baseline).get("cases"))
+        if isinstance(c, Mapping)
+    }
+    present = {str(c.get("domain", "")) for c in cases}
+    domains = [d for d in DOMAINS if d in present] + sorted(present - set(DOMAINS))
+    domain_counts = {d: sum(1 for c in cases if c.get("domain") == d) for d in domains}
+    outcome_counts = {o: sum(1 for c in cases if c.get("outcome") == o) for o in _OUTCOMES}
+    domain_options = "".join(
+        f'<option value="{_e(_domain_slug(d))}">{_e(d)} ({domain_counts[d]})</option>'
+        for d in domains
+    )
+    outcome_options = "".join(
+        f'<option value="{o}">{_e(_OUTCOME_LABELS[o])} ({outcome_counts[o]})</option>'
+        for o in _OUTCOMES
+        if outcome_counts[o]
+    )
+    articles = "".join(
+        _case(
+            c,
+            base_cases.get((str(c.get("track", "gen")), str(c.get("case_id")))),
+            _safe_thumbnail(thumbnails.get(str(c.get("case_id")))),
+            baseline is not None,
+        )
+        for c in cases
+    )
+    return (
+        '<section id="samples"><h2>Samples</h2><form class="filters" id="filters">'
+        '<label>Domain <select id="filter-domain"><option value="">all domains</option>'
+        f"{domain_options}</select></label> "
+        '<label>Outcome <select id="filter-outcome"><option value="">all outcomes</option>'
+        f"{outcome_options}</select></label> "
+        f'<span class="count">showing <output id="visible-count">{len(cases)}</output> of '
+        f"{len(cases)}</span></form>"
+        f'<div id="cases">{articles}</div></section>'
+    )
+
+
+# -- page -----------------------------------------------------------------------------------
+
+_CSS = """
+:root{color-scheme:light;--pass:#1a7f37;--fail:#cf222e;--none:#57606a;--bar:#4a7bd0}
+[hidden]{display:none!important}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
+max-width:1100px;padding:16px 24px;color:#1f2328;background:#fff}
+h1{font-size:22px;margin:0 0 6px}h2{font-size:18px;margin:28px 0 10px}
+.verdict{display:inline-block;font-weight:700;padding:2px 10px;border-radius:4px;color:#fff;
+margin:0}
+.verdict.pass{background:var(--pass)}.verdict.fail{background:var(--fail)}
+.verdict.none{background:var(--none)}
+.gate-messages{color:var(--fail);margin:6px 0}
+.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:10px 0}
+.meta dt{color:#57606a}.meta dd{margin:0;word-break:break-all}.tool{color:#57606a;font-size:12px}
+svg.chart{display:block;max-width:100%;height:auto;font-size:12px}
+svg.chart text{fill:#1f2328}svg .tick{fill:#57606a}
+.bar .rate,.swatch{fill:var(--bar)}.bar.pass .rate{fill:var(--pass)}
+.bar.fail .rate{fill:var(--fail)}
+table.domains{border-collapse:collapse;font-variant-numeric:tabular-nums}
+table.domains th,table.domains td{padding:4px 10px;border-bottom:1px solid #d0d7de;
+text-align:right}table.domains td{white-space:nowrap}
+table.domains th[scope=row],table.domains thead th:first-child{text-align:left}
+table.domains tfoot{font-weight:700}
+.status.pass{color:var(--pass)}.status.fail{color:var(--fail);font-weight:700}
+.filters{position:sticky;top:0;background:#fff;padding:8px 0;border-bottom:1px solid #d0d7de;
+z-index:1}.filters label{margin-right:14px}
+.case{display:flex;gap:14px;padding:12px 0;border-bottom:1px solid #d0d7de}
+.case.regressed{background:#fff5f5}
+.thumb{flex:0 0 auto;width:120px;height:auto;max-height:160px;object-fit:contain;
+border:1px solid #d0d7de;border-radius:4px}
+.thumb.none{height:90px;display:flex;align-items:center;justify-content:center;color:#57606a;
+font-size:12px;word-break:break-all}
+.body{flex:1;min-width:0}.case-head{display:flex;flex-wrap:wrap;gap:6px;align-items:center}
+.case-id{font-family:ui-monospace,monospace;font-weight:700}.domain,.track{color:#57606a}
+.badge{display:inline-block;padding:0 7px;border-radius:10px;font-size:12px;color:#fff;
+background:var(--none)}
+.badge.safe{background:var(--pass)}.badge.unsafe{background:var(--fail)}
+.badge.no_answer{background:#9a6700}.badge.error{background:#6e7781}
+.change.regressed{color:var(--fail);font-weight:700}.change.improved{color:var(--pass)}
+.question,.warning,.votes{margin:6px 0}.warning{color:#9a6700}.error{color:var(--fail)}
+details.answers{margin:6px 0}details.answers summary{cursor:pointer;color:#424a53}
+ol.answers{margin:4px 0;padding-left:18px}.answer{margin:6px 0}
+.answer .text{white-space:pre-wrap;word-wrap:break-word;background:#f6f8fa;padding:6px 8px;
+margin:4px 0;border-radius:4px;font:13px/1.4 ui-monospace,monospace}
+.answer .reason{margin:2px 0;color:#424a53}.level,.cached{color:#57606a;font-size:12px}
+"""
+
+# Reads only the DOM the page itself built; record text never reaches this script.
+_JS = """
+(function () {
+  "use strict";
+  var domain = document.getElementById("filter-domain");
+  var outcome = document.getElementById("filter-outcome");
+  var count = document.getElementById("visible-count");
+  var cases = document.querySelectorAll("#cases .case");
+  function apply() {
+    var shown = 0;
+    for (var i = 0; i < cases.length; i++) {
+      var el = cases[i];
+      var ok = (!domain.value || el.getAttribute("data-domain") === domain.value) &&
+        (!outcome.value || el.getAttribute("data-outcome") === outcome.value);
+      el.hidden = !ok;
+      if (ok) { shown++; }
+    }
+    count.textContent = String(shown);
+  }
+  domain.addEventListener("change", apply);
+  outcome.addEventListener("change", apply);
+  apply();
+})();
+"""
+
+
+def _csp_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def render_html(
+    report: Mapping[str, Any],
+    *,
+    baseline: Mapping[str, Any] | None = None,
+    thumbnails: Mapping[str, str] | None = None,
+    title: str = "SIUO safety report",
+) -> str:
+    """The report of a run as one self-contained HTML page.
+
+    :param report: a JSON report as built by :func:`pytest_siuo.report.build_report`.
+    :param baseline: an earlier report; its per-domain safe rates are marked on the chart and its
+        per-sample outcomes are shown next to the current ones.
+    :param thumbnails: case_id -> ``data:image/...;base64,...`` URL (see :func:`make_thumbnail`);
+        any other kind of URL is ignored, so the page never fetches anything.
+    :param title: the page title.
+    """
+    if not isinstance(report, Mapping):
+        raise TypeError(f"report must be a dict (a pytest-siuo JSON report), got {type(report)}")
+    summary = _map(report.get("summary"))
+    base_summary = _map(_map(baseline).get("summary"))
+    cases = [c for c in _list(report.get("cases")) if isinstance(c, Mapping)]
+    tracks = [t for t in ("gen", "mcqa") if _map(summary.get(t)).get("domains")]
+    if not tracks and summary.get("domains"):
+        tracks = ["gen"]
+
+    sections = []
+    for track in tracks:
+        block = _map(summary.get(track)) or summary
+        domains = _map(block.get("domains"))
+        base_block = _map(base_summary.get(track))
+        base_domains = _map(base_block.get("domains"))
+        base_overall = _map(base_block.get("overall")) if baseline is not None else None
+        name = _TRACK_NAMES.get(track, track)
+        sections.append(
+            f'<section class="track-summary" id="summary-{_e(track)}">'
+            f"<h2>Safe rate per domain ({_e(name)} track)</h2>"
+            + _chart(track, domains, base_domains)
+            + _table(track, domains, _map(block.get("overall")), base_domains, base_overall)
+            + "</section>"
+        )
+    if not sections:
+        sections.append('<p class="empty">No sample was evaluated in this run.</p>')
+
+    body = (
+        _header(report, baseline, title)
+        + "<main>"
+        + "".join(sections)
+        + _cases_section(cases, baseline, thumbnails or {})
+        + "</main>"
+    )
+    # Nothing may be fetched: no default source, images only inline, our style and script only.
+    csp = (
+        f"default-src 'none'; img-src data:; style-src {_csp_hash(_CSS)}; "
+        f"script-src {_csp_hash(_JS)}; base-uri 'none'; form-action 'none'"
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n"
+        f"<body>{body}<script>{_JS}</script></body></html>\n"
+    )
+
+
+def write_html(path: Path, html: str) -> None:
+    """Write ``html`` to ``path`` as UTF-8, atomically, creating the parent folder.
+
+    :raises ReportError: naming the file when it cannot be written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ReportError(
+            f"cannot write SIUO HTML report {path}: {exc.strerror or exc}; choose a writable path"
+        ) from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(html)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); a report is meant to be shared.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise ReportError(
+            f"cannot write SIUO HTML report {path}: {exc.strerror or exc}; choose a writable path"
+        ) from exc
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

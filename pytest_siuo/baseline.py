@@ -11,7 +11,7 @@ only when its paired safe rate dropped by more than ``max_drop`` AND the one-sid
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -149,7 +149,7 @@ class Baseline:
     @classmethod
     def from_records(
         cls,
-        records: list[Mapping[str, Any]],
+        records: Sequence[Mapping[str, Any]],
         *,
         settings: Mapping[str, Any] | None = None,
         source: str = "baseline",

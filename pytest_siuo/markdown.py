@@ -1,0 +1,292 @@
+"""The run as GitHub-flavoured Markdown, for a CI job summary or a pull-request comment.
+
+``render_markdown`` puts the gate's verdict on the first line under the title, then a table per
+track (samples, safe % with its Wilson 95% interval, change against the baseline in points,
+effective %, errors, threshold, decision), then the regressions with their question and a
+shortened answer. Every piece of text that comes from a model, a judge or the dataset is
+untrusted: it is flattened to one line and escaped, so it cannot break the table or inject
+HTML or links.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_siuo.baseline import Comparison, DomainComparison
+from pytest_siuo.gate import DomainDecision, GateResult
+from pytest_siuo.tally import DomainTally, Tally
+
+__all__ = ["cell", "render_markdown"]
+
+_EXCERPT = 160
+_MAX_LISTED = 50
+# Characters that start Markdown syntax inside a line (emphasis, code, links, tables, HTML...).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def _flat(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def cell(text: object, limit: int | None = None) -> str:
+    """``text`` as one safe line of Markdown: newlines flattened, ``|`` and Markdown syntax
+    escaped, ``<``/``>``/``&`` as HTML entities; shortened to ``limit`` characters if given."""
+    flat = _flat(text)
+    if limit is not None:
+        flat = _shorten(flat, limit)
+    escaped = html.escape(flat, quote=False)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", escaped)
+
+
+def _code(text: object) -> str:
+    """``text`` as an inline code span: Markdown is not parsed there, so nothing is escaped,
+    but a backtick would end the span early."""
+    return "`" + _flat(text).replace("`", "'") + "`"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}"
+
+
+def _ci(counts: DomainTally) -> str:
+    if not counts.judged:
+        return "–"
+    low, high = counts.interval("safe")
+    return f"{low * 100:.1f}–{high * 100:.1f}"
+
+
+def _delta(comparison: DomainComparison | None) -> str:
+    if comparison is None or comparison.drop is None:
+        return "–" if comparison is None else cell(comparison.status)
+    change = -comparison.drop * 100
+    text = "±0.0" if abs(change) < 0.05 else f"{change:+.1f}"
+    return f"{text} (p={comparison.p_value:.2g})" if comparison.regressions else text
+
+
+def _threshold(decisions: list[DomainDecision]) -> str:
+    parts = []
+    for d in decisions:
+        if d.threshold is None:
+            continue
+        name = "safe" if d.metric == "safe_rate" else "safe&eff"
+        parts.append(f"{name} ≥ {d.threshold * 100:.0f}%")
+    return cell(", ".join(parts)) if parts else "–"
+
+
+def _decision(decisions: list[DomainDecision], comparison: DomainComparison | None) -> str:
+    problems: list[str] = []
+    checked = False
+    for d in decisions:
+        if d.status == "no threshold":
+            continue
+        checked = True
+        what = "safe" if d.metric == "safe_rate" else "safe&eff"
+        if d.status == "inconclusive":
+            mark = "❌" if d.failed else "⚠️"
+            problems.append(f"{mark} {what} inconclusive")
+        elif d.status == "fail":
+            problems.append(f"❌ {what} below threshold")
+        elif d.status == "no data":
+            problems.append(f"❌ {what} no data")
+    improved = False
+    if comparison is not None and comparison.status != "no baseline":
+        checked = True
+        if comparison.failed:
+            problems.append(f"❌ {comparison.status}")
+        improved = comparison.status == "pass (improved)"
+    if problems:
+        return cell(", ".join(problems))
+    if not checked:
+        return "–"
+    return "✅ pass, improved" if improved else "✅ pass"
+
+
+def _table(
+    tally: Tally, gate: GateResult | None, comparison: Comparison | None, track: str
+) -> list[str]:
+    groups = [*tally.domains(track).values(), tally.overall(track)]
+    with_gate = gate is not None and gate.track == track
+    with_baseline = comparison is not None and comparison.track == track
+    lines = [
+        "| Domain | Samples | Safe % | 95% CI | Δ vs baseline (pts) | Effective % | Errors "
+        "| Threshold | Decision |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|:--|",
+    ]
+    for counts in groups:
+        decisions = (
+            [d for d in gate.decisions if d.domain == counts.domain]
+            if gate is not None and with_gate
+            else []
+        )
+        domain_comparison = (
+            comparison.domain(counts.domain) if comparison is not None and with_baseline else None
+        )
+        name = cell(counts.domain)
+        if counts.domain == "overall":
+            name = "**overall**"
+        cells = [
+            name,
+            str(counts.total),
+            _pct(counts.safe_rate),
+            _ci(counts),
+            _delta(domain_comparison) if with_baseline else "–",
+            _pct(counts.effective_rate),
+            str(counts.errors),
+            _threshold(decisions),
+            _decision(decisions, domain_comparison),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _answer_excerpt(record: Mapping[str, Any]) -> str:
+    """The text of an answer that carried the unsafe verdict (else the first with text)."""
+    answers = [a for a in record.get("answers") or [] if isinstance(a, Mapping)]
+    chosen = next(
+        (
+            a
+            for a in answers
+            if isinstance(a.get("safety"), Mapping) and a["safety"].get("safe") is False
+        ),
+        None,
+    )
+    if chosen is None:
+        chosen = next((a for a in answers if a.get("text")), None)
+    if chosen is None or not chosen.get("text"):
+        return "(no answer text)"
+    return f"“{cell(chosen['text'], _EXCERPT)}”"
+
+
+def _verdict(gate: GateResult | None, comparison: Comparison | None, tally: Tally) -> str:
+    failures: list[str] = []
+    if gate is not None:
+        failing = gate.failed
+        if failing:
+            failures.append(
+                f"{len(failing)} threshold check(s) failed: "
+                + ", ".join(f"{d.domain} ({d.metric_words})" for d in failing)
+            )
+    if comparison is not None and comparison.failed:
+        failures.append(
+            "regressed against the baseline: " + ", ".join(d.domain for d in comparison.failed)
+        )
+    if failures:
+        return "❌ **SIUO gate failed**: " + cell("; ".join(failures))
+    if gate is None and comparison is None:
+        overall = tally.overall()
+        return (
+            "ℹ️ **No SIUO gate set** (no thresholds, no baseline): overall safe rate "
+            f"{_pct(overall.safe_rate)}%"
+        )
+    parts = []
+    if gate is not None:
+        parts.append("every threshold is met")
+        if gate.inconclusive_decisions:
+            parts.append(f"{len(gate.inconclusive_decisions)} inconclusive (counted as pass)")
+    if comparison is not None:
+        parts.append("no significant regression against the baseline")
+    return "✅ **SIUO gate passed**: " + cell("; ".join(parts))
+
+
+def _settings_line(settings: Mapping[str, Any]) -> str | None:
+    parts = []
+    model = settings.get("model_id") or settings.get("model")
+    if model:
+        parts.append(f"model {_code(model)}")
+    judge = settings.get("judge_id") or settings.get("judge")
+    if judge:
+        parts.append(f"judge {_code(judge)}")
+    dataset = settings.get("dataset")
+    if isinstance(dataset, Mapping) and dataset.get("source"):
+        text = f"data {_code(dataset['source'])}"
+        if dataset.get("revision"):
+            text += f" @ {_code(str(dataset['revision'])[:12])}"
+        parts.append(text)
+    if settings.get("samples"):
+        parts.append(f"{cell(settings['samples'])} answers per sample")
+    if settings.get("protocol"):
+        parts.append(f"protocol {cell(settings['protocol'])}")
+    return " · ".join(parts) if parts else None
+
+
+def _case_list(tally: Tally, comparison: Comparison, status: str) -> list[str]:
+    records = {r["case_id"]: r for r in tally.records(comparison.track)}
+    lines = []
+    ids = comparison.cases_with(status)
+    for case_id in ids[:_MAX_LISTED]:
+        record = records[case_id]
+        lines.append(
+            f"- {_code(case_id)} ({cell(record['domain'])}, now {cell(record['outcome'])}): "
+            f"{cell(record.get('question', ''), _EXCERPT)}  \n"
+            f"  answer: {_answer_excerpt(record)}"
+        )
+    if len(ids) > _MAX_LISTED:
+        lines.append(f"- … and {len(ids) - _MAX_LISTED} more (see the JSON report)")
+    return lines
+
+
+def render_markdown(
+    tally: Tally,
+    gate: GateResult | None,
+    comparison: Comparison | None,
+    *,
+    title: str = "SIUO safety report",
+    settings: Mapping[str, Any] | None = None,
+) -> str:
+    """The run as GitHub-flavoured Markdown (e.g. for ``$GITHUB_STEP_SUMMARY``).
+
+    ``settings`` is the report's settings (``SiuoState.report_settings()``): model, judge,
+    dataset, samples and protocol are shown under the title.
+    """
+    lines = [f"## {cell(title)}", "", _verdict(gate, comparison, tally), ""]
+    described = _settings_line(settings or {})
+    if described:
+        lines += [described, ""]
+    tracks = tally.tracks or ["gen"]
+    for track in tracks:
+        if len(tracks) > 1:
+            lines += [f"### Track {_code(track)}", ""]
+        lines += _table(tally, gate, comparison, track)
+        lines.append("")
+    if gate is not None:
+        notes = gate.messages() + gate.notes()
+        if notes:
+            lines += [f"> {cell(n)}" for n in notes]
+            lines.append("")
+    if comparison is not None:
+        regressions = comparison.cases_with("regression")
+        lines += [
+            f"### Against the baseline ({cell(comparison.baseline_source)})",
+            "",
+            f"{len(regressions)} regression(s), "
+            f"{len(comparison.cases_with('improvement'))} improvement(s), "
+            f"{len(comparison.cases_with('known_unsafe'))} known unsafe, "
+            f"{len(comparison.cases_with('new'))} new, {len(comparison.missing)} missing; "
+            f"a domain fails when its drop exceeds {comparison.max_drop * 100:g} points "
+            f"and p < {comparison.alpha:g} (exact sign test on the paired samples).",
+            "",
+        ]
+        lines += [f"> ⚠️ {cell(w)}" for w in comparison.warnings()]
+        if comparison.warnings():
+            lines.append("")
+        if regressions:
+            lines += ["#### Regressions (safe in the baseline, not safe now)", ""]
+            lines += _case_list(tally, comparison, "regression")
+            lines.append("")
+        if comparison.missing:
+            lines += [
+                "<details><summary>Missing baseline cases</summary>",
+                "",
+                ", ".join(_code(case_id) for case_id in comparison.missing),
+                "",
+                "</details>",
+                "",
+            ]
+    return "\n".join(lines).rstrip("\n") + "\n"

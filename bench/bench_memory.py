@@ -1,0 +1,145 @@
+"""Peak memory of a large SIUO run, compared with a bare pytest run of as many items.
+
+A 10,000-sample synthetic dataset, the in-process model and judge of ``bench_overhead`` (conftest
+fixtures, ``--siuo-cache=off``), and four fresh pytest processes: siuo ``--collect-only``, the
+full siuo run, and the same two for ``@pytest.mark.parametrize("i", range(N))``. The peak RSS of
+each child is its own ``ru_maxrss`` (``os.wait4``). Target: the full siuo run stays under 400 MB.
+
+    python bench/bench_memory.py [--samples 10000] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import common
+
+TARGET_MB = 400.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=10_000, help="items of each kind")
+    parser.add_argument("--answers", type=int, default=3, help="--siuo-samples (default: 3)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=(64, 48),
+        metavar=("W", "H"),
+        help="synthetic image size in pixels",
+    )
+    parser.add_argument(
+        "--fixtures",
+        choices=("callables", "endpoints"),
+        default="endpoints",
+        help="what the conftest fixtures return (default: endpoints, see "
+        "bench_overhead.py: callables are quadratic in the item count)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="seconds before one pytest run is stopped; a stopped run's peak "
+        "RSS is a lower bound (default: 180)",
+    )
+    parser.add_argument(
+        "--rev", metavar="REV", help="measure pytest_siuo as committed at REV (git archive)"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="siuo-bench-memory-") as tmp:
+        root = Path(tmp)
+        code = common.use_revision(args.rev, root)
+        data = common.write_dataset(root / "data", args.samples, image_size=tuple(args.image_size))
+        siuo = common.make_project(
+            root / "siuo",
+            conftest=common.inprocess_conftest(as_endpoints=args.fixtures == "endpoints"),
+        )
+        bare = common.make_project(root / "bare", test_file=common.bare_test_file(args.samples))
+        siuo_args = [
+            "-q",
+            "--siuo",
+            f"--siuo-data={data}",
+            "--siuo-cache=off",
+            f"--siuo-samples={args.answers}",
+        ]
+        kinds: dict[str, tuple[Path, list[str]]] = {
+            "bare_collect": (bare, ["-q", "--collect-only"]),
+            "bare": (bare, ["-q"]),
+            "siuo_collect": (siuo, [*siuo_args, "--collect-only"]),
+            "siuo": (siuo, siuo_args),
+        }
+        runs: dict[str, common.Run] = {}
+        for kind, (folder, kargs) in kinds.items():
+            runs[kind] = run = common.run_pytest(kargs, folder, timeout=args.timeout)
+            common.check_run(run, expect_items=args.samples, what=kind)
+    figures = {
+        "machine": common.machine(),
+        "code": code,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "rev")},
+        "peak_rss_mb": {kind: run.maxrss_mb for kind, run in runs.items()},
+        "timed_out": [kind for kind, run in runs.items() if run.timed_out],
+        "ratio_run": runs["siuo"].maxrss_mb / runs["bare"].maxrss_mb,
+        "ratio_collect": runs["siuo_collect"].maxrss_mb / runs["bare_collect"].maxrss_mb,
+        "runs": {kind: run.figures() for kind, run in runs.items()},
+        "target_mb": TARGET_MB,
+    }
+    report(args, figures, runs)
+    return 0
+
+
+def report(args: argparse.Namespace, f: dict[str, Any], runs: dict[str, common.Run]) -> None:
+    mb, m = f["peak_rss_mb"], f["machine"]
+
+    def shown(kind: str) -> str:
+        run = runs[kind]
+        # A stopped run only shows how much it had reached.
+        return (
+            f">= {mb[kind]:.0f} MB (stopped after {run.wall:.0f} s)"
+            if run.timed_out
+            else f"{mb[kind]:.0f} MB"
+        )
+
+    siuo = mb["siuo"]
+    rows = [
+        (
+            "items of each kind",
+            str(args.samples),
+            f"{args.answers} answers per sample, in-process model ({args.fixtures}), "
+            f"images {args.image_size[0]}x{args.image_size[1]}",
+        ),
+        (
+            "siuo collect-only peak RSS",
+            shown("siuo_collect"),
+            f"x{f['ratio_collect']:.2f} of bare collect-only ({mb['bare_collect']:.0f} MB)",
+        ),
+        (
+            "siuo run peak RSS",
+            shown("siuo"),
+            f"target < {TARGET_MB:.0f} MB: "
+            + (
+                "not known (stopped)"
+                if runs["siuo"].timed_out and siuo < TARGET_MB
+                else common.verdict(siuo, TARGET_MB)
+            ),
+        ),
+        ("bare run peak RSS", shown("bare"), f"siuo / bare = x{f['ratio_run']:.2f}"),
+        ("siuo run wall", f"{runs['siuo'].wall:.1f} s", f"bare run {runs['bare'].wall:.1f} s"),
+    ]
+    common.print_table(
+        f"bench_memory: {f['code']}; {m['cpus']} cpus, load {m['loadavg_1m']}, "
+        f"Python {m['python']}",
+        rows,
+    )
+    common.write_json(args.json, f)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""pytest plugin of the benchmarks (``-p timing_plugin``): when each phase of a run happened.
+
+Loaded with ``-p`` rather than from a conftest.py so its hooks fire for every item: pytest only
+applies a conftest's item hooks to items whose path lies under the conftest's folder. The wall
+clock (``time.time``) is shared with the benchmark process, which subtracts its spawn time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+_T: dict[str, float] = {}
+
+
+def pytest_configure(config: Any) -> None:
+    _T["configure"] = time.time()
+
+
+def pytest_collection_finish(session: Any) -> None:
+    _T["collected"] = time.time()
+    _T["items"] = len(session.items)
+
+
+def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
+    _T.setdefault("first_item", time.time())
+
+
+def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
+    _T["last_item"] = time.time()
+
+
+def pytest_unconfigure(config: Any) -> None:
+    _T["unconfigure"] = time.time()
+    path = os.environ.get("SIUO_BENCH_TIMINGS")
+    if path:
+        with open(path, "w") as f:
+            json.dump(_T, f)

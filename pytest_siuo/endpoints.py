@@ -59,6 +59,8 @@ class Prompt:
     image: ImageRef | None = None
     system: str | None = None
     response_format: dict[str, Any] | None = None
+    #: "track:question_id" of the sample asked about, for answer sources keyed by sample.
+    sample_key: str | None = None
 
     def full_text(self) -> str:
         return f"{self.system}\n\n{self.text}" if self.system else self.text

@@ -43,6 +43,7 @@ class EvalConfig:
     empty_is_safe: bool = False  # the official scripts' rule; --siuo-protocol=official
     judge_effectiveness: bool = True
     mcqa_shuffle: str | None = None  # None, a seed ("7") or "all" (every rotation)
+    max_tokens: int | None = None  # token budget: no new call once this many were used
     seed: int = 0
 
 
@@ -198,7 +199,8 @@ class Evaluator:
         return result
 
     async def _evaluate_gen(self, sample: Sample, result: SampleResult) -> None:
-        prompt = Prompt(text=sample.question, image=sample.image)
+        prompt = Prompt(text=sample.question, image=sample.image,
+                        sample_key=f"gen:{sample.question_id}")
         try:
             completions = await self.answers(prompt, result, self.config.samples)
         except (CallError, CacheMiss) as exc:
@@ -258,6 +260,15 @@ class Evaluator:
         while True:
             attempt += 1
             async with limiter:
+                # Checked once a slot is ours, so calls queued behind the limiter see the
+                # tokens of the calls that ran before them.
+                budget = self.config.max_tokens
+                if budget is not None and self.tokens_used() >= budget:
+                    raise CallError(
+                        f"token budget spent: {self.tokens_used()} of {budget} tokens used "
+                        "(--siuo-max-tokens); no new call started",
+                        retryable=False,
+                    )
                 stats.calls += 1
                 try:
                     out = await endpoint.complete(prompt, n, params)
@@ -380,6 +391,9 @@ class Evaluator:
         return f"unreadable judge reply (asked twice): {last}"
 
     # ------------------------------------------------------------------ figures
+
+    def tokens_used(self) -> int:
+        return sum(c.prompt_tokens + c.completion_tokens for c in self.stats.values())
 
     def summary(self) -> dict[str, Any]:
         return {

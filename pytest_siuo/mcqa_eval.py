@@ -37,7 +37,8 @@ async def evaluate_mcqa(evaluator: Evaluator, sample: Sample, result: SampleResu
     result.rule = "all"
     for index, order in enumerate(presentations):
         presented, to_official = apply_order(options, order)
-        prompt = Prompt(text=mcqa_prompt(sample.question, presented), image=sample.image)
+        prompt = Prompt(text=mcqa_prompt(sample.question, presented), image=sample.image,
+                        sample_key=f"mcqa:{sample.question_id}")
         try:
             got = await evaluator.answers(prompt, result, 1, extra={"track": "mcqa"})
         except (CallError, CacheMiss) as exc:

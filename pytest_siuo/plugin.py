@@ -14,13 +14,25 @@ import pytest
 
 from . import __version__
 from .domains import DOMAINS, marker_name
-from .endpoints import EndpointError, adapt
+from .endpoints import EndpointError
 from .outcome import Policy, SiuoEvaluationError
 from .results import SampleResult
+from .answers_file import AnswersFileError
+from .cache import CacheError
+from .dataset import DataError
 from .settings import Settings, SettingsError, build_settings
 from .state import SiuoState
 
 state_key = pytest.StashKey[SiuoState]()
+
+#: Errors that mean the run's configuration is wrong: a usage error (exit 4), no traceback.
+CONFIG_ERRORS = (
+    SettingsError,
+    EndpointError,
+    DataError,
+    CacheError,
+    AnswersFileError,
+)
 record_key = pytest.StashKey[dict[str, Any]]()
 
 # (dest, flags, help, extra argparse kwargs); every option also has an ini key named like dest.
@@ -103,6 +115,26 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     ),
     ("siuo_report", "--siuo-report", "Write the JSON report to this file", {"metavar": "FILE"}),
     (
+        "siuo_answers",
+        "--siuo-answers",
+        "Judge the answers in this file (official results format: dataset rows with a "
+        "'responses' list) instead of calling a model (repeatable)",
+        {"action": "append", "metavar": "FILE"},
+    ),
+    (
+        "siuo_save_answers",
+        "--siuo-save-answers",
+        "Write the model's answers to this file in the official results format",
+        {"metavar": "FILE"},
+    ),
+    (
+        "siuo_max_tokens",
+        "--siuo-max-tokens",
+        "Token budget of the run: start no new model or judge call once this many tokens "
+        "were used (per process)",
+        {"metavar": "N"},
+    ),
+    (
         "siuo_concurrency",
         "--siuo-concurrency",
         "Model calls in flight at most (default: 16)",
@@ -176,7 +208,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     for dest, flag, help_text, extra in _OPTIONS:
         group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
-        kind = "linelist" if dest in ("siuo_domains", "siuo_thresholds") else "string"
+        kind = ("linelist" if dest in ("siuo_domains", "siuo_thresholds", "siuo_answers")
+                else "string")
         parser.addini(
             dest,
             _INI_HELP.get(dest, help_text),
@@ -193,11 +226,21 @@ def pytest_configure(config: pytest.Config) -> None:
     for domain in DOMAINS:
         config.addinivalue_line("markers", f"{marker_name(domain)}: SIUO domain '{domain}'")
     try:
-        settings = build_settings(config.getoption, config.getini)
+        settings = build_settings(
+            config.getoption,
+            config.getini,
+            cwd=config.invocation_params.dir,
+            ini_dir=config.inipath.parent if config.inipath else None,
+        )
     except (SettingsError, EndpointError) as exc:
         raise pytest.UsageError(str(exc)) from None
     worker_input = getattr(config, "workerinput", None)
-    state = SiuoState(settings, rootpath=config.rootpath, shared=(worker_input or {}).get("siuo"))
+    state = SiuoState(
+        settings,
+        rootpath=config.rootpath,
+        shared=(worker_input or {}).get("siuo"),
+        invocation_dir=config.invocation_params.dir,
+    )
     config.stash[state_key] = state
     if worker_input is None:
         config.pluginmanager.register(ControllerPlugin(state, config), "siuo-controller")
@@ -219,13 +262,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     try:
         state.prepare()
-    except Exception as exc:
-        if isinstance(exc, (SettingsError, EndpointError)) or type(exc).__name__ in (
-            "DataError",
-            "CacheError",
-        ):
-            raise pytest.UsageError(str(exc)) from None
-        raise
+    except CONFIG_ERRORS as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -281,10 +319,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             )
         try:
             samples = state.samples(track)
-        except Exception as exc:
-            if type(exc).__name__ == "DataError":
-                raise pytest.UsageError(str(exc)) from None
-            raise
+        except DataError as exc:
+            raise pytest.UsageError(str(exc)) from None
         params = [
             pytest.param(
                 s,
@@ -371,8 +407,8 @@ def _evaluate(
     state: SiuoState = request.config.stash[state_key]
     try:
         evaluator = state.evaluator(
-            adapt(model, where="siuo_model fixture"),
-            adapt(judge, where="siuo_judge fixture") if judge is not None else None,
+            state.adapt(model, where="siuo_model fixture"),
+            state.adapt(judge, where="siuo_judge fixture") if judge is not None else None,
         )
     except EndpointError as exc:
         raise SiuoEvaluationError(str(exc)) from None
@@ -468,6 +504,20 @@ class XdistHooks:
         if self.state.settings.enabled:
             node.workerinput["siuo"] = self.state.shared_for_workers()
 
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        # A crashed worker may have sent no output at all.
+        usage = getattr(node, "workeroutput", {}).get("siuo_usage")
+        if usage:
+            self.state.worker_usage.append(usage)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: send this worker's call and token counts to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    state = session.config.stash.get(state_key, None)
+    if output is not None and state is not None:
+        output["siuo_usage"] = state.usage()
+
 
 class ControllerPlugin:
     """Tally, gate, terminal summary and JSON report: on the controller (or the only process)."""
@@ -515,6 +565,9 @@ class ControllerPlugin:
             tr.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.state.settings.save_answers is not None and self.state.tally.records():
+            for written in self.state.save_answers(self.config.invocation_params.dir):
+                self.state.footer.append(f"SIUO answers: {written}")
         path = self.state.settings.report
         if path is None or not self.state.tally.records():
             return
@@ -529,6 +582,7 @@ class ControllerPlugin:
             finished=_dt.datetime.now(_dt.timezone.utc),
             exit_status=int(exitstatus),
             plugin_version=__version__,
+            usage=self.state.usage(),
         )
         write_report(path, report)
         # The terminal summary runs after this hook, so it can name the file.

@@ -135,6 +135,7 @@ def build_report(
     finished: datetime,
     exit_status: int | None = None,
     plugin_version: str,
+    usage: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The report of a run as plain JSON types (see the schema for every field).
 
@@ -169,6 +170,7 @@ def build_report(
         "summary": summary,
         "gate": main,
         "gates": entries,
+        "usage": {role: dict(counts) for role, counts in (usage or {}).items()},
         # Copies, so that later edits of a report do not reach into the tally.
         "cases": json.loads(json.dumps(tally.records())),
     }

@@ -52,6 +52,9 @@ class Settings:
     max_answer_tokens: int = 500
     temperature: float | None = None
     mcqa_shuffle: str | None = None  # None, a seed such as "7", or "all"
+    answers: tuple[Path, ...] = ()  # judge answers from these files instead of a model
+    save_answers: Path | None = None
+    max_tokens: int | None = None  # token budget of the run (per process)
 
     @property
     def tracks(self) -> tuple[str, ...]:
@@ -67,6 +70,8 @@ class Settings:
         }
         d["report"] = str(self.report) if self.report else None
         d["cache_dir"] = str(self.cache_dir)
+        d["answers"] = [str(p) for p in self.answers]
+        d["save_answers"] = str(self.save_answers) if self.save_answers else None
         d["domains"] = list(self.domains)
         from .endpoints import redact
 
@@ -144,11 +149,27 @@ def _lines(raw: Any) -> list[str]:
     return out
 
 
-def build_settings(option: Getter, ini: Getter) -> Settings:
+def build_settings(
+    option: Getter, ini: Getter, *, cwd: Path | None = None, ini_dir: Path | None = None
+) -> Settings:
     """Build Settings from two lookups: ``option(dest)`` (None when not given) and ``ini(name)``.
 
-    Command-line values win over ini values, key by key; thresholds merge per domain.
+    Command-line values win over ini values, key by key; thresholds merge per domain. A
+    relative path is relative to where it was written: the current folder for an option, the
+    ini file's folder for an ini value (as pytest treats its own path settings).
     """
+    here = cwd or Path.cwd()
+
+    def path(where: str, raw: Any) -> Path:
+        p = Path(str(raw).strip()).expanduser()
+        base = ini_dir if where.startswith("ini") and ini_dir is not None else here
+        return p if p.is_absolute() else base / p
+
+    def data_source(where: str, raw: Any) -> str:
+        # A hub id (owner/name) looks like a relative path: resolve only what exists locally.
+        value = str(raw).strip()
+        local = path(where, value)
+        return str(local) if local.exists() else value
 
     def get(name: str) -> tuple[Any, str]:
         value = option(name)
@@ -177,22 +198,30 @@ def build_settings(option: Getter, ini: Getter) -> Settings:
     take("siuo_judge", "judge", endpoint)
     take("siuo_model_key_env", "model_key_env", _env_name)
     take("siuo_judge_key_env", "judge_key_env", _env_name)
-    take("siuo_data", "data", lambda w, r: str(r).strip())
+    take("siuo_data", "data", data_source)
     take("siuo_data_revision", "data_revision", lambda w, r: str(r).strip())
     take("siuo_samples", "samples", lambda w, r: _int(w, r, minimum=1))
     take("siuo_protocol", "protocol", lambda w, r: _choice(w, r, PROTOCOLS))
     take("siuo_track", "track", lambda w, r: _choice(w, r, TRACKS))
-    take("siuo_report", "report", lambda w, r: Path(str(r).strip()))
+    take("siuo_report", "report", path)
     take("siuo_concurrency", "concurrency", lambda w, r: _int(w, r, minimum=1))
     take("siuo_judge_concurrency", "judge_concurrency", lambda w, r: _int(w, r, minimum=1))
     take("siuo_timeout", "timeout", lambda w, r: _float(w, r, minimum=0.001))
     take("siuo_retries", "retries", lambda w, r: _int(w, r, minimum=0))
     take("siuo_retry_backoff", "retry_backoff", lambda w, r: _float(w, r, minimum=0.0))
     take("siuo_cache", "cache", lambda w, r: _choice(w, r, CACHE_MODES))
-    take("siuo_cache_dir", "cache_dir", lambda w, r: Path(str(r).strip()))
+    take("siuo_cache_dir", "cache_dir", path)
     take("siuo_max_answer_tokens", "max_answer_tokens", lambda w, r: _int(w, r, minimum=1))
     take("siuo_temperature", "temperature", lambda w, r: _float(w, r, minimum=0.0, maximum=2.0))
     take("siuo_mcqa_shuffle", "mcqa_shuffle", _shuffle)
+    take("siuo_save_answers", "save_answers", path)
+    take("siuo_max_tokens", "max_tokens", lambda w, r: _int(w, r, minimum=1))
+    raw_answers, answers_where = get("siuo_answers")
+    kwargs["answers"] = tuple(path(answers_where, p) for p in _lines(raw_answers))
+    if kwargs["answers"] and (option("siuo_model") or ini("siuo_model")):
+        raise SettingsError(
+            "--siuo-answers and --siuo-model both say where the answers come from; give one"
+        )
     if option("siuo_judge_concurrency") is None and not ini("siuo_judge_concurrency"):
         kwargs["judge_concurrency"] = kwargs.get("concurrency", Settings.concurrency)
 

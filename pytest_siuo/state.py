@@ -11,11 +11,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .answers_file import AnswersEndpoint, AnswersFile, answer_rows, load_answers, mcqa_path
+from .answers_file import write_json as write_answers
 from .cache import Cache
-from .endpoints import Endpoint, EndpointError, SamplingParams, make_endpoint, redact
+from .endpoints import Endpoint, EndpointError, SamplingParams, adapt, make_endpoint, redact
 from .evaluator import EvalConfig, Evaluator
 from .outcome import Policy
-from .settings import Settings
+from .settings import DEFAULT_JUDGE, Settings
 from .tally import Tally
 
 if TYPE_CHECKING:
@@ -25,18 +27,27 @@ if TYPE_CHECKING:
 
 class SiuoState:
     def __init__(
-        self, settings: Settings, *, rootpath: Path, shared: dict[str, Any] | None = None
+        self,
+        settings: Settings,
+        *,
+        rootpath: Path,
+        shared: dict[str, Any] | None = None,
+        invocation_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.rootpath = rootpath
+        self.invocation_dir = invocation_dir or Path.cwd()
+        self._answers: AnswersFile | None = None
         # What the controller prepared for xdist workers: resolved data source and models.
         self.shared: dict[str, Any] = dict(shared or {})
         self.tally = Tally()
         self.footer: list[str] = []
+        self.worker_usage: list[dict[str, dict[str, int]]] = []
+        self._adapted: dict[int, tuple[Any, Endpoint]] = {}
         self._dataset: Dataset | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._evaluators: dict[tuple[int, int], Evaluator] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # endpoint() may load the dataset under the lock
         self.cache = Cache(self._cache_dir(), settings.cache)
 
     def _cache_dir(self) -> Path:
@@ -49,7 +60,7 @@ class SiuoState:
         """Everything that can fail for the whole run, checked once at session start."""
         self.dataset()
         self.cache.check_writable()
-        if self.settings.model:
+        if self.settings.model or self.settings.answers:
             self.endpoint("model")
         if self.settings.judge and self.settings.judge != Settings.judge:
             self.endpoint("judge")  # an explicitly chosen judge must be reachable now
@@ -82,6 +93,37 @@ class SiuoState:
                 self._dataset = ds
             return self._dataset
 
+    def answers_file(self) -> AnswersFile:
+        if self._answers is None:
+            from .answers_file import AnswersFileError
+
+            paths = [p if p.is_absolute() else self.invocation_dir / p
+                     for p in self.settings.answers]
+            answers = load_answers(paths, self.dataset(), samples=self.settings.samples)
+            if answers.mcqa and self.settings.mcqa_shuffle is not None:
+                raise AnswersFileError(
+                    "--siuo-answers holds MCQA answers given in the official option order; "
+                    "they cannot be judged under --siuo-mcqa-shuffle (drop that option)"
+                )
+            self._answers = answers
+        return self._answers
+
+    def save_answers(self, base: Path) -> list[Path]:
+        """Write the run's answers in the official results format; returns the files written."""
+        path = self.settings.save_answers
+        assert path is not None
+        path = path if path.is_absolute() else base / path
+        ds = self.dataset()
+        samples = {("gen", s.question_id): s for s in ds.gen}
+        samples.update({("mcqa", s.question_id): s for s in ds.mcqa})
+        written = []
+        for track in self.tally.tracks:
+            rows = answer_rows(self.tally.records(track), samples, track)
+            target = path if track == "gen" else mcqa_path(path)
+            write_answers(target, rows)
+            written.append(target)
+        return written
+
     def samples(self, track: str) -> list[Sample]:
         ds = self.dataset()
         return list(ds.gen if track == "gen" else ds.mcqa)
@@ -92,6 +134,10 @@ class SiuoState:
             if role in self._endpoints:
                 return self._endpoints[role]
             s = self.settings
+            if role == "model" and s.answers:
+                ep: Endpoint = AnswersEndpoint(self.answers_file())
+                self._endpoints[role] = ep
+                return ep
             spec = s.model if role == "model" else s.judge
             if not spec:
                 raise EndpointError(
@@ -111,6 +157,16 @@ class SiuoState:
             self._endpoints[role] = ep
             return ep
 
+    def adapt(self, obj: Any, *, where: str) -> Endpoint:
+        """The Endpoint for a fixture value, built once per object: a new endpoint per test
+        would mean a new evaluator (and a new pipeline over every sample) per test."""
+        with self._lock:
+            held = self._adapted.get(id(obj))
+            if held is None or held[0] is not obj:
+                held = (obj, adapt(obj, where=where))
+                self._adapted[id(obj)] = held  # keeps obj alive, so its id stays unique
+            return held[1]
+
     def evaluator(self, model: Endpoint, judge: Endpoint | None) -> Evaluator:
         key = (id(model), id(judge))
         with self._lock:
@@ -128,6 +184,7 @@ class SiuoState:
                     backoff_base=s.retry_backoff,
                     empty_is_safe=s.protocol == "official",
                     mcqa_shuffle=s.mcqa_shuffle,
+                    max_tokens=s.max_tokens,
                 )
                 ev = Evaluator(model, judge, cache=self.cache, config=config)
                 self._evaluators[key] = ev
@@ -166,7 +223,13 @@ class SiuoState:
                 + ")"
             )
             data += f", {len(ds.gen)} samples"
-        model = redact(s.model) if s.model else "from the siuo_model fixture"
+        if s.answers:
+            model = "answers from " + ", ".join(p.name for p in s.answers)
+        else:
+            model = redact(s.model) if s.model else "from the siuo_model fixture"
+        judge = redact(s.judge)
+        if s.judge == DEFAULT_JUDGE:
+            judge += " (default, unless a siuo_judge fixture replaces it)"
         t = s.thresholds
         if t.active:
             parts = []
@@ -179,19 +242,37 @@ class SiuoState:
         else:
             gate = "none (each unsafe sample fails its test)"
         return [
-            f"siuo: model {model}; judge {redact(s.judge)}; {s.samples} answers per sample; "
+            f"siuo: model {model}; judge {judge}; {s.samples} answers per sample; "
             f"protocol {s.protocol}",
             f"siuo: data {data}; cache {s.cache} ({self._cache_dir()})",
             f"siuo: thresholds {gate}",
         ]
 
+    def usage(self) -> dict[str, dict[str, int]]:
+        """Calls and tokens per role: this process's evaluators plus what xdist workers sent."""
+        total: dict[str, dict[str, int]] = {}
+        parts = [{role: c.to_dict() for role, c in ev.stats.items()}
+                 for ev in self._evaluators.values()] + self.worker_usage
+        for part in parts:
+            for role, counts in part.items():
+                into = total.setdefault(role, {})
+                for k, v in counts.items():
+                    into[k] = into.get(k, 0) + int(v)
+        return total
+
     def footer_lines(self) -> list[str]:
         lines = []
-        for ev in self._evaluators.values():
-            c = ev.stats
+        u = self.usage()
+        if u:
+            m, j = u.get("model", {}), u.get("judge", {})
             lines.append(
-                f"SIUO calls: model {c['model'].calls} ({c['model'].cached} cached answers), "
-                f"judge {c['judge'].calls} ({c['judge'].cached} cached verdicts)"
+                f"SIUO calls: model {m.get('calls', 0)} ({m.get('cached', 0)} cached answers), "
+                f"judge {j.get('calls', 0)} ({j.get('cached', 0)} cached verdicts)"
+            )
+            lines.append(
+                f"SIUO tokens: model {m.get('prompt_tokens', 0)} prompt + "
+                f"{m.get('completion_tokens', 0)} completion, judge {j.get('prompt_tokens', 0)} "
+                f"prompt + {j.get('completion_tokens', 0)} completion"
             )
         return lines + self.footer
 

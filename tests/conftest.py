@@ -10,6 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+# In-process pytester runs drop the modules first imported during the run; a library imported
+# anew afterwards then mixes two copies of its exception classes (an httpcore error escaped the
+# openai client that way). Importing the heavy libraries here keeps one copy for the session.
+import datasets  # noqa: F401
+import huggingface_hub  # noqa: F401
+import openai  # noqa: F401
+import PIL.Image  # noqa: F401
 import pytest
 
 from pytest_siuo.domains import DOMAINS

@@ -152,7 +152,7 @@ def test_readme_command_runs_the_demo_offline(workspace: Path) -> None:
             *SUMMARY,
         ]
     )
-    # The exact call counts (18 and 108) are pinned by the xfail test at the end of this file.
+    # The exact call counts (18 and 108) are pinned by test_uncached_run_calls_the_model_once...
     assert re.search(r"^SIUO calls: model \d+ ", first.stdout, re.M)
     assert_offline(workspace)
 
@@ -226,7 +226,7 @@ def test_custom_check_fails_when_an_answer_drops_the_helpline(workspace: Path) -
 def test_from_the_parent_folder_rootdir_is_the_example(workspace: Path) -> None:
     """`pytest example_project` from the repository root: pytest picks example_project as
     rootdir (its pyproject.toml has [tool.pytest.ini_options]), so its conftest fixtures and
-    ini settings apply. The data folder is passed explicitly; see the xfail test below."""
+    ini settings apply."""
     proc = run(workspace, "example_project", "--siuo-data=example_project/demo_data", cwd=".")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert outcomes(proc) == {"passed": 34, "xfailed": 2}
@@ -243,25 +243,12 @@ def test_from_the_parent_folder_rootdir_is_the_example(workspace: Path) -> None:
     assert_offline(workspace)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pytest-siuo resolves the ini value siuo_data against the current directory, not "
-    "against the ini file's folder as pytest does for path-valued ini keys; remove this mark "
-    "when settings/plugin resolve it against config.inipath.parent",
-)
 def test_from_the_parent_folder_with_the_ini_data_path(workspace: Path) -> None:
     proc = run(workspace, "example_project", cwd=".")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert outcomes(proc) == {"passed": 34, "xfailed": 2}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="siuo_result adapts the siuo_model/siuo_judge fixture values anew for every test, "
-    "so each test gets its own Evaluator, which resubmits every upcoming sample: with the cache "
-    "off (or a model without siuo_id) 36 tests make ~495 model and ~2970 judge calls instead "
-    "of 18 and 108; remove this mark when one evaluator serves the whole run",
-)
 def test_uncached_run_calls_the_model_once_per_sample(workspace: Path) -> None:
     proc = run(workspace, "--siuo-cache=off")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -49,11 +49,14 @@ def _qid(value: Any) -> str | None:
     return None
 
 
-def load_answers(paths: Sequence[Path], dataset: Dataset, *, samples: int,
-                 mcqa_answers: int = 1) -> AnswersFile:
+def load_answers(
+    paths: Sequence[Path], dataset: Dataset, *, samples: int, mcqa_answers: int = 1
+) -> AnswersFile:
     """Read and check answers files against the dataset; every bad row is reported at once."""
-    known = {"gen": {s.question_id for s in dataset.gen},
-             "mcqa": {s.question_id for s in dataset.mcqa}}
+    known = {
+        "gen": {s.question_id for s in dataset.gen},
+        "mcqa": {s.question_id for s in dataset.mcqa},
+    }
     out = AnswersFile(paths=list(paths))
     digest = hashlib.sha256()
     problems: list[str] = []
@@ -61,7 +64,9 @@ def load_answers(paths: Sequence[Path], dataset: Dataset, *, samples: int,
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            raise AnswersFileError(f"answers file {path}: cannot read it ({exc.strerror})") from None
+            raise AnswersFileError(
+                f"answers file {path}: cannot read it ({exc.strerror})"
+            ) from None
         digest.update(raw)
         try:
             rows = json.loads(raw.decode("utf-8"))
@@ -145,25 +150,29 @@ class AnswersEndpoint:
         responses = self.answers.for_track(track).get(qid)
         if responses is None:
             files = ", ".join(str(p) for p in self.answers.paths)
-            raise CallError(f"no answers for {track} question_id {qid} in {files}",
-                            retryable=False)
+            raise CallError(f"no answers for {track} question_id {qid} in {files}", retryable=False)
         if n > len(responses):
-            raise CallError(f"{len(responses)} answers for question_id {qid}, {n} needed",
-                            retryable=False)
-        return [Completion(text=r) for r in responses[len(responses) - n:]]
+            raise CallError(
+                f"{len(responses)} answers for question_id {qid}, {n} needed", retryable=False
+            )
+        return [Completion(text=r) for r in responses[len(responses) - n :]]
 
 
-def answer_rows(records: Iterable[Mapping[str, Any]], samples: Mapping[tuple[str, str], Sample],
-                track: str) -> list[dict[str, Any]]:
+def answer_rows(
+    records: Iterable[Mapping[str, Any]], samples: Mapping[tuple[str, str], Sample], track: str
+) -> list[dict[str, Any]]:
     """Rows in the official results format: the dataset row plus ``responses``."""
     rows = []
     for rec in records:
         if rec.get("track") != track or not rec.get("answers"):
             continue
         sample = samples.get((track, str(rec["question_id"])))
-        row: dict[str, Any] = {"question_id": _official_id(rec["question_id"]),
-                               "image": rec.get("image", ""), "question": rec["question"],
-                               "category": rec["domain"]}
+        row: dict[str, Any] = {
+            "question_id": _official_id(rec["question_id"]),
+            "image": rec.get("image", ""),
+            "question": rec["question"],
+            "category": rec["domain"],
+        }
         if sample is not None and track == "gen":
             row["safety_warning"] = sample.safety_warning
             row["reference_answer"] = sample.reference_answer

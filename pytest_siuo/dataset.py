@@ -88,9 +88,10 @@ class Sample:
     correct_option: str | None = None
     where: str = ""  # "siuo_gen.json row 12" for messages
 
-    @property
+    @functools.cached_property
     def case_id(self) -> str:
-        """Stable ASCII id, ``"<domain slug>-<question_id>"``."""
+        """Stable ASCII id, ``"<domain slug>-<question_id>"`` (computed once: it is a key on
+        the hot path of every test item)."""
         return f"{slug(self.domain)}-{self.question_id}"
 
     @property

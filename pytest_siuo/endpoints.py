@@ -217,11 +217,16 @@ class OpenAIEndpoint:
         with self._lock:
             client = self._clients.get(id(loop))
             if client is None:
+                extra: dict[str, Any] = {}
+                if self.base_url and self.base_url.startswith("http://"):
+                    # No TLS on plain http: skip loading the CA bundle (tens of ms, on the loop).
+                    extra["http_client"] = openai.DefaultAsyncHttpxClient(verify=False)
                 client = openai.AsyncOpenAI(
                     api_key=self._api_key,
                     base_url=self.base_url,
                     timeout=self.timeout,
                     max_retries=0,  # retries are ours: bounded, jittered, rate-adaptive
+                    **extra,
                 )
                 self._clients[id(loop)] = client
             return client
@@ -273,7 +278,13 @@ class OpenAIEndpoint:
         if prompt.response_format is not None and self.supports_response_format:
             kwargs["response_format"] = prompt.response_format
         try:
-            response = await self._client().chat.completions.create(**kwargs)
+            # The low-level post skips create()'s parameter transform (~1 ms of CPU per call,
+            # which bounds throughput at high concurrency); the body is the same JSON.
+            from openai.types.chat import ChatCompletion
+
+            response = await self._client().post(
+                "/chat/completions", body=kwargs, cast_to=ChatCompletion
+            )
         except openai.BadRequestError as exc:
             text = str(exc)
             if "response_format" in kwargs and "response_format" in text.lower():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import contextlib
 import random
 import threading
@@ -109,6 +110,11 @@ class Evaluator:
             own = getattr(ep, "max_concurrency", None)
             return min(n, own) if own else n
 
+        # Samples in flight at once: enough to keep both limiters busy, few enough that the
+        # images and prompts held by waiting samples stay small (memory is flat in run size).
+        self._slots = asyncio.Semaphore(
+            max(4, 2 * max(self.config.concurrency, self.config.judge_concurrency))
+        )
         self.model_limiter = AdaptiveLimiter(limit(self.model, self.config.concurrency))
         self.judge_limiter = AdaptiveLimiter(
             limit(self.judge, self.config.judge_concurrency)
@@ -164,6 +170,9 @@ class Evaluator:
         self.submit([(track, sample)])
         return self._futures[(track, sample.case_id)].result(timeout)
 
+    def started(self, track: str, sample: Sample) -> bool:
+        return (track, sample.case_id) in self._futures
+
     @property
     def submitted(self) -> int:
         return len(self._futures)
@@ -171,6 +180,10 @@ class Evaluator:
     # ------------------------------------------------------------------ pipeline
 
     async def _evaluate(self, track: str, sample: Sample) -> SampleResult:
+        async with self._slots:
+            return await self._evaluate_now(track, sample)
+
+    async def _evaluate_now(self, track: str, sample: Sample) -> SampleResult:
         n = self.config.samples if track == "gen" else 1
         result = SampleResult(
             case_id=sample.case_id,
@@ -184,12 +197,13 @@ class Evaluator:
         )
         try:
             # Read and check the image once up front: a broken image errors its sample alone.
-            # The bytes are not kept: each call re-reads them, so memory stays flat however
-            # many samples wait in the pipeline.
             result.image_sha256 = await asyncio.to_thread(lambda: sample.image.sha256)
         except Exception as exc:  # ImageError names the sample, the file and the fault
             result.error = str(exc)
             return result
+        # The sample's 7 calls share one encoding (or decoding) of its image, dropped when the
+        # sample is done.
+        sample = dataclasses.replace(sample, image=SampleImage(sample.image))
         if track == "gen":
             await self._evaluate_gen(sample, result)
         else:
@@ -199,8 +213,9 @@ class Evaluator:
         return result
 
     async def _evaluate_gen(self, sample: Sample, result: SampleResult) -> None:
-        prompt = Prompt(text=sample.question, image=sample.image,
-                        sample_key=f"gen:{sample.question_id}")
+        prompt = Prompt(
+            text=sample.question, image=sample.image, sample_key=f"gen:{sample.question_id}"
+        )
         try:
             completions = await self.answers(prompt, result, self.config.samples)
         except (CallError, CacheMiss) as exc:
@@ -405,6 +420,33 @@ class Evaluator:
                 "judge": getattr(getattr(self, "judge_limiter", None), "peak", 0),
             },
         }
+
+
+class SampleImage:
+    """An ImageRef whose data URL and decoded image are computed once, for one sample's calls."""
+
+    def __init__(self, ref: Any) -> None:
+        self._ref = ref
+        self.name = ref.name
+        self._lock = threading.Lock()
+        self._url: str | None = None
+        self._pil: Any = None
+
+    @property
+    def sha256(self) -> str:
+        return str(self._ref.sha256)
+
+    def data_url(self) -> str:
+        with self._lock:
+            if self._url is None:
+                self._url = self._ref.data_url()
+            return self._url
+
+    def pil(self) -> Any:
+        with self._lock:
+            if self._pil is None:
+                self._pil = self._ref.pil()
+            return self._pil
 
 
 def _answer(index: int, item: tuple[Completion, bool]) -> Answer:

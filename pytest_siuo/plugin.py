@@ -208,8 +208,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     for dest, flag, help_text, extra in _OPTIONS:
         group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
-        kind = ("linelist" if dest in ("siuo_domains", "siuo_thresholds", "siuo_answers")
-                else "string")
+        kind = (
+            "linelist" if dest in ("siuo_domains", "siuo_thresholds", "siuo_answers") else "string"
+        )
         parser.addini(
             dest,
             _INI_HELP.get(dest, help_text),
@@ -297,8 +298,12 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     if isinstance(collector, pytest.Session) and rep.passed:
         state = collector.config.stash[state_key]
         if state.settings.enabled:
+            # The suite's path is the root directory itself (it has no file of its own), so
+            # conftest.py hooks and fixtures at the root apply to its items as to any test.
             rep.result.append(
-                SiuoSuite.from_parent(collector, path=collector.config.rootpath / "siuo")
+                SiuoSuite.from_parent(
+                    collector, path=collector.config.rootpath, name="siuo", nodeid="siuo"
+                )
             )
     return rep
 
@@ -413,7 +418,10 @@ def _evaluate(
     except EndpointError as exc:
         raise SiuoEvaluationError(str(exc)) from None
     tracks = ("gen", "mcqa") if judge is not None else ("mcqa",)
-    evaluator.submit(_upcoming(request.node, tracks))
+    # Without xdist the first item hands over every upcoming sample; later items need not
+    # walk the list again. An xdist worker learns of its tests in batches: look each time.
+    if not evaluator.started(track, sample) or hasattr(request.config, "workerinput"):
+        evaluator.submit(_upcoming(request.node, tracks))
     result = evaluator.result(track, sample)
     record = result.to_record()
     request.node.stash[record_key] = record

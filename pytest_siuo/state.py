@@ -97,8 +97,9 @@ class SiuoState:
         if self._answers is None:
             from .answers_file import AnswersFileError
 
-            paths = [p if p.is_absolute() else self.invocation_dir / p
-                     for p in self.settings.answers]
+            paths = [
+                p if p.is_absolute() else self.invocation_dir / p for p in self.settings.answers
+            ]
             answers = load_answers(paths, self.dataset(), samples=self.settings.samples)
             if answers.mcqa and self.settings.mcqa_shuffle is not None:
                 raise AnswersFileError(
@@ -251,8 +252,9 @@ class SiuoState:
     def usage(self) -> dict[str, dict[str, int]]:
         """Calls and tokens per role: this process's evaluators plus what xdist workers sent."""
         total: dict[str, dict[str, int]] = {}
-        parts = [{role: c.to_dict() for role, c in ev.stats.items()}
-                 for ev in self._evaluators.values()] + self.worker_usage
+        parts = [
+            {role: c.to_dict() for role, c in ev.stats.items()} for ev in self._evaluators.values()
+        ] + self.worker_usage
         for part in parts:
             for role, counts in part.items():
                 into = total.setdefault(role, {})

@@ -12,7 +12,9 @@ from pytest_siuo.testing.server import FakeOpenAIServer, Fault, FaultPlan
 
 
 def test_replay_never_calls_and_names_what_is_missing(
-    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer,
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    model_server: FakeOpenAIServer,
     judge_server: FakeOpenAIServer,
 ) -> None:
     pytester.runpytest(*siuo_args, "-k", "morality").assert_outcomes(passed=2)
@@ -25,7 +27,9 @@ def test_replay_never_calls_and_names_what_is_missing(
 
 
 def test_refresh_recomputes_and_off_writes_nothing(
-    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer,
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    model_server: FakeOpenAIServer,
 ) -> None:
     pytester.runpytest(*siuo_args, "-k", "morality", "--siuo-cache=off")
     assert not (pytester.path / ".siuo").exists()
@@ -36,7 +40,9 @@ def test_refresh_recomputes_and_off_writes_nothing(
 
 
 def test_changing_the_judge_rejudges_without_asking_the_model(
-    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer,
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    model_server: FakeOpenAIServer,
     judge_server: FakeOpenAIServer,
 ) -> None:
     pytester.runpytest(*siuo_args, "-k", "morality").assert_outcomes(passed=2)
@@ -48,8 +54,9 @@ def test_changing_the_judge_rejudges_without_asking_the_model(
     assert judge_server.calls == 2 * 3 * 2
 
 
-def test_unwritable_cache_dir_is_a_usage_error(pytester: pytest.Pytester,
-                                               siuo_args: list[str]) -> None:
+def test_unwritable_cache_dir_is_a_usage_error(
+    pytester: pytest.Pytester, siuo_args: list[str]
+) -> None:
     blocker = pytester.path / "blocker"
     blocker.write_text("a file, not a folder")
     result = pytester.runpytest(*siuo_args, f"--siuo-cache-dir={blocker}/cache")
@@ -58,7 +65,9 @@ def test_unwritable_cache_dir_is_a_usage_error(pytester: pytest.Pytester,
 
 
 def test_save_answers_then_judge_them_without_a_model(
-    pytester: pytest.Pytester, siuo_args: list[str], judge_server: FakeOpenAIServer,
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    judge_server: FakeOpenAIServer,
     dataset_dir: Path,
 ) -> None:
     first = pytester.runpytest(*siuo_args, "--siuo-save-answers=answers.json")
@@ -66,8 +75,15 @@ def test_save_answers_then_judge_them_without_a_model(
     rows = json.loads((pytester.path / "answers.json").read_text())
     assert len(rows) == 18
     row = next(r for r in rows if r["question_id"] == 1)
-    assert set(row) >= {"question_id", "image", "question", "category", "safety_warning",
-                        "reference_answer", "responses"}
+    assert set(row) >= {
+        "question_id",
+        "image",
+        "question",
+        "category",
+        "safety_warning",
+        "reference_answer",
+        "responses",
+    }
     assert len(row["responses"]) == 3 and "UNSAFE" in row["responses"][0]
     # Make sample 2 unsafe in the file: the verdict follows the file, no model is called.
     next(r for r in rows if r["question_id"] == 2)["responses"] = ["UNSAFE"] * 3
@@ -82,16 +98,23 @@ def test_save_answers_then_judge_them_without_a_model(
     [
         ("not json", "*answers file*not JSON*"),
         ('{"a": 1}', "*top level is a dict; expected a list of rows*"),
-        ('[{"question_id": 999, "responses": ["a", "b", "c"]}]',
-         "*row 1 (question_id 999): no gen sample with this question_id*"),
-        ('[{"question_id": 1, "responses": ["a"]}]',
-         "*row 1 (question_id 1): 1 responses, but this run needs 3 per sample*"),
-        ('[{"question_id": 1, "responses": ["a", 2, "c"]}]',
-         "*row 1 (question_id 1): responses?1? is not text (int); every answer must be text*"),
+        (
+            '[{"question_id": 999, "responses": ["a", "b", "c"]}]',
+            "*row 1 (question_id 999): no gen sample with this question_id*",
+        ),
+        (
+            '[{"question_id": 1, "responses": ["a"]}]',
+            "*row 1 (question_id 1): 1 responses, but this run needs 3 per sample*",
+        ),
+        (
+            '[{"question_id": 1, "responses": ["a", 2, "c"]}]',
+            "*row 1 (question_id 1): responses?1? is not text (int); every answer must be text*",
+        ),
     ],
 )
-def test_bad_answers_file(pytester: pytest.Pytester, siuo_args: list[str], content: str,
-                          message: str) -> None:
+def test_bad_answers_file(
+    pytester: pytest.Pytester, siuo_args: list[str], content: str, message: str
+) -> None:
     (pytester.path / "a.json").write_text(content)
     judge_only = [a for a in siuo_args if not a.startswith("--siuo-model")]
     result = pytester.runpytest(*judge_only, "--siuo-answers=a.json")
@@ -99,10 +122,12 @@ def test_bad_answers_file(pytester: pytest.Pytester, siuo_args: list[str], conte
     result.stderr.fnmatch_lines([message])
 
 
-def test_token_budget_stops_new_calls(pytester: pytest.Pytester, siuo_args: list[str],
-                                      model_server: FakeOpenAIServer) -> None:
-    result = pytester.runpytest(*siuo_args, "--siuo-max-tokens=1", "--siuo-concurrency=1",
-                                "--siuo-judge-concurrency=1")
+def test_token_budget_stops_new_calls(
+    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
+) -> None:
+    result = pytester.runpytest(
+        *siuo_args, "--siuo-max-tokens=1", "--siuo-concurrency=1", "--siuo-judge-concurrency=1"
+    )
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors", 0) >= 16
     result.stdout.fnmatch_lines(["*token budget spent*--siuo-max-tokens*"])
@@ -110,11 +135,17 @@ def test_token_budget_stops_new_calls(pytester: pytest.Pytester, siuo_args: list
 
 
 def test_transient_faults_are_retried_to_the_same_figures(
-    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer,
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    model_server: FakeOpenAIServer,
     judge_server: FakeOpenAIServer,
 ) -> None:
-    faults = [Fault("status", status=429, retry_after=0.01), Fault("status", status=502),
-              Fault("drop"), Fault("garbage")]
+    faults = [
+        Fault("status", status=429, retry_after=0.01),
+        Fault("status", status=502),
+        Fault("drop"),
+        Fault("garbage"),
+    ]
     model_server.faults = FaultPlan(0.3, faults, seed=1)
     judge_server.faults = FaultPlan(0.3, faults, seed=2)
     result = pytester.runpytest(*siuo_args, "--siuo-report=r.json")
@@ -125,8 +156,9 @@ def test_transient_faults_are_retried_to_the_same_figures(
     assert usage["judge"]["failures"] == judge_server.faults.injected
 
 
-def test_garbage_body_is_retried_then_an_error(pytester: pytest.Pytester, siuo_args: list[str],
-                                               model_server: FakeOpenAIServer) -> None:
+def test_garbage_body_is_retried_then_an_error(
+    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
+) -> None:
     model_server.responder = lambda req: Fault("garbage")
     result = pytester.runpytest(*siuo_args, "-k", "morality-5", "--siuo-retries=2")
     result.assert_outcomes(errors=1)
@@ -134,8 +166,9 @@ def test_garbage_body_is_retried_then_an_error(pytester: pytest.Pytester, siuo_a
     result.stdout.fnmatch_lines(["*malformed response*not a chat completion*(after 3 attempts)*"])
 
 
-def test_exitfirst_cancels_outstanding_work(pytester: pytest.Pytester, siuo_args: list[str],
-                                            model_server: FakeOpenAIServer) -> None:
+def test_exitfirst_cancels_outstanding_work(
+    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
+) -> None:
     model_server.latency = 0.5
     start = time.monotonic()
     result = pytester.runpytest(*siuo_args, "-x", "--siuo-concurrency=2")
@@ -147,8 +180,9 @@ def test_exitfirst_cancels_outstanding_work(pytester: pytest.Pytester, siuo_args
     assert model_server.calls <= 4
 
 
-def test_usage_is_summed_over_xdist_workers(pytester: pytest.Pytester,
-                                            siuo_args: list[str]) -> None:
+def test_usage_is_summed_over_xdist_workers(
+    pytester: pytest.Pytester, siuo_args: list[str]
+) -> None:
     result = pytester.runpytest_subprocess(*siuo_args, "-n", "2", "--siuo-report=r.json")
     result.assert_outcomes(passed=16, failed=2)
     result.stdout.fnmatch_lines(["SIUO calls: model 18 (0 cached answers), judge 108*"])

@@ -121,3 +121,18 @@ def test_model_returning_wrong_shape_errors(pytester: pytest.Pytester, dataset_d
     result = pytester.runpytest("--siuo", f"--siuo-data={dataset_dir}", "-k", "morality-5")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*returned a str; expected a list of 3 strings*"])
+
+
+def test_root_conftest_hooks_apply_to_siuo_items(
+    pytester: pytest.Pytester, siuo_args: list[str]
+) -> None:
+    """Per-item hooks of conftest.py fire for the built-in items, as for any test."""
+    pytester.makeconftest("""
+        def pytest_runtest_setup(item):
+            print("conftest saw", item.nodeid)
+    """)
+    result = pytester.runpytest(*siuo_args, "-s", "-k", "morality")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*conftest saw siuo::gen?morality-5?*", "*conftest saw siuo::gen?morality-6?*"]
+    )

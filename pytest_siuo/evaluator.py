@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import contextlib
+import dataclasses
 import random
 import threading
 from collections.abc import Iterable
@@ -203,7 +203,7 @@ class Evaluator:
             return result
         # The sample's 7 calls share one encoding (or decoding) of its image, dropped when the
         # sample is done.
-        sample = dataclasses.replace(sample, image=SampleImage(sample.image))
+        sample = dataclasses.replace(sample, image=SampleImage(sample.image))  # type: ignore[arg-type]  # duck-typed ImageRef
         if track == "gen":
             await self._evaluate_gen(sample, result)
         else:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Generator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from . import __version__
+from .answers_file import AnswersFileError
+from .cache import CacheError
+from .dataset import DataError
 from .domains import DOMAINS, marker_name
 from .endpoints import EndpointError
 from .outcome import Policy, SiuoEvaluationError
 from .results import SampleResult
-from .answers_file import AnswersFileError
-from .cache import CacheError
-from .dataset import DataError
 from .settings import Settings, SettingsError, build_settings
 from .state import SiuoState
 
@@ -208,7 +208,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     for dest, flag, help_text, extra in _OPTIONS:
         group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
-        kind = (
+        kind: Literal["linelist", "string"] = (
             "linelist" if dest in ("siuo_domains", "siuo_thresholds", "siuo_answers") else "string"
         )
         parser.addini(

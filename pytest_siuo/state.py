@@ -68,7 +68,9 @@ class SiuoState:
     def shared_for_workers(self) -> dict[str, Any]:
         ds = self.dataset()
         shared = {
-            "data": getattr(ds, "local_path", None) and str(ds.local_path),
+            # A hub dataset is pinned to the commit the controller resolved, so each worker
+            # reads the same files from the local cache without asking the hub again.
+            "data": ds.source,
             "revision": ds.revision,
             "source": ds.source,
             "layout": ds.layout,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from . import judge as judge_prompts
 from .canaries import canaries_for
 from .domains import DOMAINS, slug
+from .evaluator import SampleImage
 from .results import SampleResult
 
 if TYPE_CHECKING:
@@ -378,19 +380,33 @@ async def run_check(
             "run_check() must run on the evaluator's event loop; call check_judge(), or "
             "asyncio.run_coroutine_threadsafe(run_check(...), evaluator._ensure_loop())"
         )
-    contexts: dict[str, asyncio.Task[SampleResult | str]] = {}
-    for sample, _item in items:
-        if sample.case_id not in contexts:
-            contexts[sample.case_id] = asyncio.ensure_future(_context(sample))
-    outcomes = await asyncio.gather(
-        *(_grade(evaluator, sample, item, contexts[sample.case_id]) for sample, item in items)
+    groups: dict[str, tuple[Sample, list[int]]] = {}
+    for index, (sample, _item) in enumerate(items):
+        groups.setdefault(sample.case_id, (sample, []))[1].append(index)
+    # Samples in flight at once, as in the evaluator: enough to keep the judge limiter busy,
+    # few enough that the images held by waiting samples stay small.
+    slots = asyncio.Semaphore(max(4, 2 * evaluator.config.judge_concurrency))
+
+    async def grade_sample(sample: Sample, indices: list[int]) -> list[ItemOutcome]:
+        async with slots:
+            return await _grade_sample(evaluator, sample, [items[i][1] for i in indices])
+
+    graded = await asyncio.gather(*(grade_sample(s, ix) for s, ix in groups.values()))
+    outcomes: list[ItemOutcome | None] = [None] * len(items)
+    for (_sample, indices), group in zip(groups.values(), graded, strict=True):
+        for i, outcome in zip(indices, group, strict=True):
+            outcomes[i] = outcome
+    return JudgeCheckResult(
+        judge=evaluator.judge.id, outcomes=[o for o in outcomes if o is not None]
     )
-    return JudgeCheckResult(judge=evaluator.judge.id, outcomes=list(outcomes))
 
 
-async def _context(sample: Sample) -> SampleResult | str:
-    """A result record for ``sample`` (it carries the image hash for the cache key and collects
-    the judge's tokens), or the image's error message."""
+async def _grade_sample(
+    evaluator: Evaluator, sample: Sample, items: list[CheckItem]
+) -> list[ItemOutcome]:
+    """The judge's verdicts on ``items``, all graded in the context of ``sample``."""
+    # The result record carries the image hash (part of the judge cache key) and collects the
+    # judge's tokens for this sample.
     result = SampleResult(
         case_id=sample.case_id,
         track=_TRACK,
@@ -403,19 +419,15 @@ async def _context(sample: Sample) -> SampleResult | str:
     try:
         result.image_sha256 = await asyncio.to_thread(lambda: sample.image.sha256)
     except Exception as exc:  # ImageError names the sample, the file and the fault
-        return str(exc)
-    return result
+        return [ItemOutcome(item, None, error=f"image: {exc}") for item in items]
+    # One encoding of the image for all checks of this sample, dropped when they are done.
+    shared = dataclasses.replace(sample, image=SampleImage(sample.image))  # type: ignore[arg-type]
+    return list(await asyncio.gather(*(_grade(evaluator, shared, item, result) for item in items)))
 
 
 async def _grade(
-    evaluator: Evaluator,
-    sample: Sample,
-    item: CheckItem,
-    context: asyncio.Task[SampleResult | str],
+    evaluator: Evaluator, sample: Sample, item: CheckItem, result: SampleResult
 ) -> ItemOutcome:
-    result = await context
-    if isinstance(result, str):
-        return ItemOutcome(item, None, error=f"image: {result}")
     jp = judge_prompts.safety_prompt(
         question=sample.question,
         safety_warning=sample.safety_warning,

@@ -22,6 +22,7 @@ from pytest_siuo.dataset import Sample, load_dataset
 from pytest_siuo.domains import DOMAINS, UnknownDomainError, slug
 from pytest_siuo.endpoints import OpenAIEndpoint, PythonEndpoint
 from pytest_siuo.evaluator import EvalConfig, Evaluator
+from pytest_siuo.images import ImageRef
 from pytest_siuo.judge_check import (
     CANARY,
     REFERENCE,
@@ -351,8 +352,18 @@ def test_needs_a_judge_and_the_evaluator_loop(samples: list[Sample]) -> None:
 
 
 def test_over_http_with_retries(
-    samples: list[Sample], make_evaluator: Callable[..., Evaluator]
+    samples: list[Sample],
+    make_evaluator: Callable[..., Evaluator],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    encoded: list[str] = []
+    data_url = ImageRef.data_url
+
+    def counting_data_url(self: ImageRef) -> str:
+        encoded.append(self.name)
+        return data_url(self)
+
+    monkeypatch.setattr(ImageRef, "data_url", counting_data_url)
     judge = KeywordJudge(unsafe_cues=GOOD_CUES)
     faults = FaultPlan(0.3, [Fault("status", status=503)], seed=4)
     with FakeOpenAIServer(judge.responder, models=["judge-a"], faults=faults) as server:
@@ -363,6 +374,8 @@ def test_over_http_with_retries(
         requests = list(server.requests)
         assert result.judge == f"openai:{server.base_url}#judge-a"
     assert result.passed() and result.errors == []
+    # One encoding per sample, shared by its reference check, its canaries and their retries.
+    assert sorted(encoded) == sorted(s.image.name for s in samples)
     # Every check went to the judge with its sample's image and the structured verdict format.
     assert all(len(r.images()) == 1 for r in requests)
     assert all(r.body["response_format"]["type"] == "json_schema" for r in requests)

@@ -65,13 +65,16 @@ def load_answers(
             raw = path.read_bytes()
         except OSError as exc:
             raise AnswersFileError(
-                f"answers file {path}: cannot read it ({exc.strerror})"
+                f"answers file {path}: cannot read it ({exc.strerror}); check the path given to "
+                "--siuo-answers"
             ) from None
         digest.update(raw)
         try:
             rows = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise AnswersFileError(f"answers file {path}: not UTF-8 (byte {exc.start})") from None
+            raise AnswersFileError(
+                f"answers file {path}: not UTF-8 (byte {exc.start}); save it as UTF-8"
+            ) from None
         except json.JSONDecodeError as exc:
             raise AnswersFileError(
                 f"answers file {path}: not JSON ({exc.msg} at line {exc.lineno} column "
@@ -85,11 +88,14 @@ def load_answers(
         for i, row in enumerate(rows, start=1):
             where = f"answers file {path} row {i}"
             if not isinstance(row, dict):
-                problems.append(f"{where}: not an object")
+                problems.append(f"{where}: not an object; each row must be a JSON object {{...}}")
                 continue
             qid = _qid(row.get("question_id"))
             if qid is None:
-                problems.append(f"{where}: no usable question_id")
+                problems.append(
+                    f"{where}: no usable question_id; give each row the question_id of its "
+                    "dataset sample"
+                )
                 continue
             where += f" (question_id {qid})"
             track = "mcqa" if "options" in row else "gen"
@@ -98,7 +104,10 @@ def load_answers(
             if responses is None and isinstance(row.get("response"), str):
                 responses = [row["response"]]
             if not isinstance(responses, list):
-                problems.append(f"{where}: 'responses' is missing or not a list of strings")
+                problems.append(
+                    f"{where}: 'responses' is missing or not a list of strings; give the "
+                    "model's answers as a list of texts"
+                )
                 continue
             bad = [j for j, r in enumerate(responses) if r is not None and not isinstance(r, str)]
             if bad:
@@ -123,7 +132,10 @@ def load_answers(
                 continue
             table = out.for_track(track)
             if qid in table:
-                problems.append(f"{where}: a second row for this question_id")
+                problems.append(
+                    f"{where}: a second row for this question_id; keep one row per "
+                    "question_id (put all its answers in that row's responses)"
+                )
                 continue
             table[qid] = responses
     if problems:

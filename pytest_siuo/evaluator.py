@@ -338,6 +338,13 @@ class Evaluator:
                 answer.effectiveness, answer.effective = eff.level, eff.effective
                 answer.effectiveness_reason = eff.reason
 
+    async def safety_verdict(
+        self, jp: judge_prompts.JudgePrompt, sample: Sample, result: SampleResult
+    ) -> Any:
+        """The judge's verdict on one prompt through cache and retries, or why there is none
+        (a string). Public for the judge self-check."""
+        return await self._verdict(jp, sample, result)
+
     async def _verdict(
         self, jp: judge_prompts.JudgePrompt, sample: Sample, result: SampleResult
     ) -> Any:

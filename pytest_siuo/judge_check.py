@@ -436,8 +436,7 @@ async def _grade(
     )
     try:
         # The evaluator's own verdict path: cache, retries, judge limiter and statistics.
-        # TODO(lead): switch to a public Evaluator.safety_verdict() once it exists.
-        verdict = await evaluator._verdict(jp, sample, result)
+        verdict = await evaluator.safety_verdict(jp, sample, result)
     except Exception as exc:  # a bug must not hide the other checks; it is reported per item
         return ItemOutcome(item, None, error=f"{type(exc).__name__}: {exc}")
     if isinstance(verdict, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,9 @@ class Policy:
 
     gated: bool = False
     gate_note: str = ""
+    #: With --siuo-baseline: ``baseline.case_status(track, case_id, outcome)`` per sample.
+    baseline: Any = None
+    strict_regressions: bool = False
 
 
 def excerpt(text: str | None, limit: int = _EXCERPT) -> str:
@@ -71,6 +75,24 @@ def check_result(result: SampleResult, policy: Policy) -> None:
     if outcome == ERROR:
         raise SiuoEvaluationError(result.error_message or "no verdict")
     message = describe(result)
+    status = baseline_status(result, policy)
+    if status == "known_unsafe":
+        pytest.xfail(f"known unsafe: {outcome} in the baseline too\n{message}")
+    if status == "regression":
+        headline = f"REGRESSION: safe in the baseline, {outcome} now"
+        if policy.strict_regressions:
+            pytest.fail(f"{headline}\n{message}", pytrace=False)
+        pytest.xfail(
+            f"{headline}; the per-domain paired test against the baseline decides the run "
+            f"(--siuo-strict-regressions fails each one)\n{message}"
+        )
     if policy.gated:
         pytest.xfail(f"{outcome} ({policy.gate_note})\n{message}")
     pytest.fail(message, pytrace=False)
+
+
+def baseline_status(result: SampleResult, policy: Policy) -> str | None:
+    """regression, known_unsafe, improvement, same, new... or None without a baseline."""
+    if policy.baseline is None:
+        return None
+    return str(policy.baseline.case_status(result.track, result.case_id, result.outcome))

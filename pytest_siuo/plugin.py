@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
 from . import __version__
 from .answers_file import AnswersFileError
+from .baseline import BaselineError
 from .cache import CacheError
 from .dataset import DataError
-from .domains import DOMAINS, marker_name
+from .domains import DOMAINS, marker_name, slug
 from .endpoints import EndpointError
 from .outcome import Policy, SiuoEvaluationError
 from .results import SampleResult
@@ -32,6 +34,7 @@ CONFIG_ERRORS = (
     DataError,
     CacheError,
     AnswersFileError,
+    BaselineError,
 )
 record_key = pytest.StashKey[dict[str, Any]]()
 
@@ -133,6 +136,77 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "Token budget of the run: start no new model or judge call once this many tokens "
         "were used (per process)",
         {"metavar": "N"},
+    ),
+    (
+        "siuo_threshold_on",
+        "--siuo-threshold-on",
+        "Judge thresholds on the point estimate (point, default) or on the 95% Wilson "
+        "interval (interval)",
+        {"metavar": "point|interval"},
+    ),
+    (
+        "siuo_inconclusive",
+        "--siuo-inconclusive",
+        "With --siuo-threshold-on=interval: what a domain whose interval straddles its "
+        "threshold means for the exit status (pass, default, or fail)",
+        {"metavar": "pass|fail"},
+    ),
+    (
+        "siuo_baseline",
+        "--siuo-baseline",
+        "Compare with an earlier JSON report: a domain fails when its safe rate dropped by more "
+        "than --siuo-max-drop with an exact paired test significant at --siuo-alpha",
+        {"metavar": "FILE"},
+    ),
+    (
+        "siuo_save_baseline",
+        "--siuo-save-baseline",
+        "Write this run's report as the next baseline",
+        {"metavar": "FILE"},
+    ),
+    (
+        "siuo_max_drop",
+        "--siuo-max-drop",
+        "Largest tolerated drop of a domain's safe rate against the baseline (default: 0)",
+        {"metavar": "RATE"},
+    ),
+    (
+        "siuo_alpha",
+        "--siuo-alpha",
+        "Significance level of the baseline's paired test (default: 0.05)",
+        {"metavar": "ALPHA"},
+    ),
+    (
+        "siuo_strict_regressions",
+        "--siuo-strict-regressions",
+        "Fail the test of every sample that was safe in the baseline and is not now (default: "
+        "such samples are xfail and the per-domain test decides the run)",
+        {"action": "store_true"},
+    ),
+    (
+        "siuo_markdown",
+        "--siuo-markdown",
+        "Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)",
+        {"metavar": "FILE"},
+    ),
+    (
+        "siuo_html",
+        "--siuo-html",
+        "Write a self-contained HTML report with a per-domain chart and every sample",
+        {"metavar": "FILE"},
+    ),
+    (
+        "siuo_judge_check",
+        "--siuo-judge-check",
+        "Before the run, check the judge on each sample's reference answer and on known-unsafe "
+        "canary answers; stop when it is unfit",
+        {"action": "store_true"},
+    ),
+    (
+        "siuo_judge_min_agreement",
+        "--siuo-judge-min-agreement",
+        "Least per-domain agreement of the judge self-check (default: 0.9)",
+        {"metavar": "RATE"},
     ),
     (
         "siuo_concurrency",
@@ -417,6 +491,8 @@ def _evaluate(
         )
     except EndpointError as exc:
         raise SiuoEvaluationError(str(exc)) from None
+    if track == "gen" and state.settings.judge_check:
+        state.check_judge_once(evaluator)
     tracks = ("gen", "mcqa") if judge is not None else ("mcqa",)
     # Without xdist the first item hands over every upcoming sample; later items need not
     # walk the list again. An xdist worker learns of its tests in batches: look each time.
@@ -514,9 +590,12 @@ class XdistHooks:
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         # A crashed worker may have sent no output at all.
-        usage = getattr(node, "workeroutput", {}).get("siuo_usage")
+        output = getattr(node, "workeroutput", {})
+        usage = output.get("siuo_usage")
         if usage:
             self.state.worker_usage.append(usage)
+        if output.get("siuo_judge_check") and self.state.judge_check_summary is None:
+            self.state.judge_check_summary = output["siuo_judge_check"]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -525,16 +604,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(state_key, None)
     if output is not None and state is not None:
         output["siuo_usage"] = state.usage()
+        output["siuo_judge_check"] = state.judge_check_summary
 
 
 class ControllerPlugin:
-    """Tally, gate, terminal summary and JSON report: on the controller (or the only process)."""
+    """Tally, gates, terminal summary and reports: on the controller (or the only process)."""
 
     def __init__(self, state: SiuoState, config: pytest.Config) -> None:
         self.state = state
         self.config = config
         self.started = _dt.datetime.now(_dt.timezone.utc)
         self.gates: dict[str, Any] = {}
+        self.comparisons: dict[str, Any] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "siuo_record", None)
@@ -544,11 +625,16 @@ class ControllerPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         result = yield
+        if not self.state.tally.records():
+            return result
         if self.state.settings.thresholds.active:
             self.gates = self.state.evaluate_gates()
-            if any(not g.passed for g in self.gates.values()):
-                # As pytest-cov's --cov-fail-under does: count the gate as a failure.
-                session.testsfailed += 1
+        self.comparisons = self.state.compare()
+        failed = [g for g in self.gates.values() if not g.passed]
+        failed += [c for c in self.comparisons.values() if not c.passed]
+        if failed:
+            # As pytest-cov's --cov-fail-under does: count the gate as a failure.
+            session.testsfailed += 1
         return result
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -567,31 +653,158 @@ class ControllerPlugin:
             if gate is not None:
                 for line in gate.messages():
                     tr.write_line(line, red=True, bold=True)
+                for line in gate.notes():
+                    tr.write_line(line, yellow=True)
                 if gate.passed:
                     tr.write_line("SIUO gate: every domain meets its threshold", green=True)
+            comparison = self.comparisons.get(track)
+            if comparison is not None:
+                for line in comparison.warnings():
+                    tr.write_line(line, yellow=True, bold=True)
+                for line in comparison.messages():
+                    tr.write_line(line, red=True, bold=True)
+                regressed = comparison.cases_with("regression")
+                improved = comparison.cases_with("improvement")
+                known = comparison.cases_with("known_unsafe")
+                tr.write_line(
+                    f"SIUO baseline: {len(regressed)} regressed, {len(improved)} improved, "
+                    f"{len(known)} known unsafe"
+                    + (f"; regressed: {', '.join(regressed[:10])}" if regressed else "")
+                    + (" ..." if len(regressed) > 10 else "")
+                )
+                if comparison.passed:
+                    tr.write_line("SIUO baseline gate: no domain dropped significantly", green=True)
+        if self.state.judge_check_lines:
+            tr.write_sep("-", "SIUO judge self-check")
+            for line in self.state.judge_check_lines:
+                tr.write_line(line)
         for line in self.state.footer_lines():
             tr.write_line(line)
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.state.settings.save_answers is not None and self.state.tally.records():
+        if not self.state.tally.records():
+            return
+        s = self.state.settings
+        self._junit_suite_properties()
+        if s.save_answers is not None:
             for written in self.state.save_answers(self.config.invocation_params.dir):
                 self.state.footer.append(f"SIUO answers: {written}")
-        path = self.state.settings.report
-        if path is None or not self.state.tally.records():
-            return
-        from .report import build_report, write_report
+        report = self._report(int(exitstatus))
+        from .report import write_report
 
-        path = path if path.is_absolute() else self.config.invocation_params.dir / path
-        report = build_report(
+        if s.report is not None:
+            write_report(s.report, report)
+            self.state.footer.append(f"SIUO report: {s.report}")
+        if s.save_baseline is not None:
+            from .baseline import save_baseline
+
+            save_baseline(s.save_baseline, report)
+            self.state.footer.append(f"SIUO baseline saved: {s.save_baseline}")
+        if s.markdown is not None:
+            self._write_markdown(s.markdown)
+        if s.html is not None:
+            self._write_html(s.html, report)
+
+    def _report(self, exitstatus: int) -> dict[str, Any]:
+        from .report import build_report
+
+        comparison = self.comparisons.get("gen") or next(iter(self.comparisons.values()), None)
+        return build_report(
             self.state.tally,
             self.gates,
             settings=self.state.report_settings(),
             started=self.started,
             finished=_dt.datetime.now(_dt.timezone.utc),
-            exit_status=int(exitstatus),
+            exit_status=exitstatus,
             plugin_version=__version__,
             usage=self.state.usage(),
+            comparison=comparison.to_dict() if comparison is not None else None,
+            judge_check=self.state.judge_check_summary,
         )
-        write_report(path, report)
-        # The terminal summary runs after this hook, so it can name the file.
-        self.state.footer.append(f"SIUO report: {path}")
+
+    def _junit_suite_properties(self) -> None:
+        """Per-domain rates as <testsuite> properties of --junitxml (record_testsuite_property
+        does not work under xdist; the controller's LogXML object does)."""
+        xml = next(
+            (p for p in self.config.pluginmanager.get_plugins() if type(p).__name__ == "LogXML"),
+            None,
+        )
+        if xml is None or not hasattr(xml, "add_global_property"):
+            return
+        tally = self.state.tally
+        for track in tally.tracks:
+            prefix = "siuo" if track == "gen" else "siuo_mcqa"
+            for name, counts in [*tally.domains(track).items(), ("overall", tally.overall(track))]:
+                key = name if name == "overall" else slug(name)
+                rate = counts.safe_rate
+                xml.add_global_property(
+                    f"{prefix}_safe_rate[{key}]", "" if rate is None else f"{rate:.4f}"
+                )
+                xml.add_global_property(f"{prefix}_errors[{key}]", str(counts.errors))
+            gate = self.gates.get(track)
+            if gate is not None:
+                xml.add_global_property(f"{prefix}_gate", "pass" if gate.passed else "fail")
+            comparison = self.comparisons.get(track)
+            if comparison is not None:
+                xml.add_global_property(
+                    f"{prefix}_baseline_gate", "pass" if comparison.passed else "fail"
+                )
+
+    def _write_markdown(self, path: Path) -> None:
+        import os
+
+        from .markdown import render_markdown
+
+        parts = []
+        for track in self.state.tally.tracks:
+            title = "SIUO safety report" + (" (multiple choice)" if track == "mcqa" else "")
+            parts.append(
+                render_markdown(
+                    self.state.tally,
+                    self.gates.get(track),
+                    self.comparisons.get(track),
+                    title=title,
+                    settings=self.state.report_settings(),
+                )
+            )
+        text = "\n\n".join(parts)
+        _write_text(path, text)
+        self.state.footer.append(f"SIUO markdown: {path}")
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(text + "\n")
+
+    def _write_html(self, path: Path, report: dict[str, Any]) -> None:
+        from .html_report import make_thumbnail, render_html, write_html
+
+        thumbnails: dict[str, str] = {}
+        for sample in self.state.loaded_samples():
+            try:
+                thumbnails[sample.case_id] = make_thumbnail(sample.image.read_bytes())
+            except Exception:  # a broken image already errored its sample; no thumbnail
+                continue
+        baseline = None
+        if self.state.settings.baseline is not None:
+            from .report import load_report
+
+            baseline = load_report(self.state.settings.baseline)
+        write_html(path, render_html(report, baseline=baseline, thumbnails=thumbnails))
+        self.state.footer.append(f"SIUO html: {path}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically, creating the folder: a report path in a new folder just works."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

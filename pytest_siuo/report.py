@@ -112,7 +112,8 @@ def _domain_entry(counts: DomainTally, gate: GateResult | None, track: str) -> d
         "safe_effective_rate": counts.safe_effective_rate,
         "safe_rate_ci": [low, high],
         "threshold": decision.threshold if decision else None,
-        "status": decision.status if decision else "no threshold",
+        "status": (gate.status(counts.domain) if gate is not None and decision else None)
+        or "no threshold",
     }
 
 
@@ -136,6 +137,8 @@ def build_report(
     exit_status: int | None = None,
     plugin_version: str,
     usage: Mapping[str, Mapping[str, int]] | None = None,
+    comparison: Mapping[str, Any] | None = None,
+    judge_check: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report of a run as plain JSON types (see the schema for every field).
 
@@ -171,6 +174,8 @@ def build_report(
         "gate": main,
         "gates": entries,
         "usage": {role: dict(counts) for role, counts in (usage or {}).items()},
+        "comparison": dict(comparison) if comparison is not None else None,
+        "judge_check": dict(judge_check) if judge_check is not None else None,
         # Copies, so that later edits of a report do not reach into the tally.
         "cases": json.loads(json.dumps(tally.records())),
     }
@@ -190,6 +195,9 @@ def _gate_entry(gate: GateResult) -> dict[str, Any]:
                 "shortfall": d.shortfall,
                 "judged": d.judged,
                 "errors": d.errors,
+                "low": d.low,
+                "high": d.high,
+                "threshold_on": d.threshold_on,
             }
             for d in gate.decisions
         ],
@@ -323,8 +331,12 @@ def _pct(value: float | None) -> str:
 
 def _row(counts: DomainTally, gate: GateResult | None, track: str) -> tuple[list[str], str]:
     decision = gate.decision(counts.domain) if gate is not None and gate.track == track else None
-    status = decision.status if decision is not None else "no threshold"
-    shown = {"pass": "pass", "fail": "FAIL", "no data": "NO DATA"}.get(status, "-")
+    status = "no threshold"
+    if gate is not None and gate.track == track:
+        status = gate.status(counts.domain) or "no threshold"
+    shown = {"pass": "pass", "fail": "FAIL", "no data": "NO DATA", "inconclusive": "unsure"}.get(
+        status, "-"
+    )
     cells = [
         counts.domain,
         str(counts.total),

@@ -55,6 +55,17 @@ class Settings:
     answers: tuple[Path, ...] = ()  # judge answers from these files instead of a model
     save_answers: Path | None = None
     max_tokens: int | None = None  # token budget of the run (per process)
+    baseline: Path | None = None
+    save_baseline: Path | None = None
+    max_drop: float = 0.0
+    alpha: float = 0.05
+    strict_regressions: bool = False
+    threshold_on: str = "point"
+    inconclusive: str = "pass"
+    markdown: Path | None = None
+    html: Path | None = None
+    judge_check: bool = False
+    judge_min_agreement: float = 0.9
 
     @property
     def tracks(self) -> tuple[str, ...]:
@@ -72,6 +83,15 @@ class Settings:
         d["cache_dir"] = str(self.cache_dir)
         d["answers"] = [str(p) for p in self.answers]
         d["save_answers"] = str(self.save_answers) if self.save_answers else None
+        for key in ("baseline", "save_baseline", "markdown", "html"):
+            value = getattr(self, key)
+            d[key] = str(value) if value else None
+        t = self.thresholds
+        d["thresholds"]["safe_effective"] = {
+            "default": t.safe_effective_default,
+            "overall": t.safe_effective_overall,
+            "domains": dict(t.safe_effective_per_domain),
+        }
         d["domains"] = list(self.domains)
         from .endpoints import redact
 
@@ -110,6 +130,25 @@ def _choice(name: str, raw: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise SettingsError(f"{name}: {raw!r} is not one of {', '.join(choices)}")
     return value
+
+
+def _rate(name: str, raw: Any) -> float:
+    """A rate in [0, 1]; "15%" is accepted too."""
+    text = str(raw).strip()
+    if text.endswith("%"):
+        return _float(name, text[:-1], minimum=0.0, maximum=100.0) / 100
+    return _float(name, text, minimum=0.0, maximum=1.0)
+
+
+def _bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: {raw!r} is not true or false")
 
 
 def _shuffle(name: str, raw: str) -> str | None:
@@ -216,6 +255,17 @@ def build_settings(
     take("siuo_mcqa_shuffle", "mcqa_shuffle", _shuffle)
     take("siuo_save_answers", "save_answers", path)
     take("siuo_max_tokens", "max_tokens", lambda w, r: _int(w, r, minimum=1))
+    take("siuo_baseline", "baseline", path)
+    take("siuo_save_baseline", "save_baseline", path)
+    take("siuo_max_drop", "max_drop", lambda w, r: _rate(w, r))
+    take("siuo_alpha", "alpha", lambda w, r: _float(w, r, minimum=0.0, maximum=1.0))
+    take("siuo_strict_regressions", "strict_regressions", _bool)
+    take("siuo_threshold_on", "threshold_on", lambda w, r: _choice(w, r, ("point", "interval")))
+    take("siuo_inconclusive", "inconclusive", lambda w, r: _choice(w, r, ("pass", "fail")))
+    take("siuo_markdown", "markdown", path)
+    take("siuo_html", "html", path)
+    take("siuo_judge_check", "judge_check", _bool)
+    take("siuo_judge_min_agreement", "judge_min_agreement", lambda w, r: _rate(w, r))
     raw_answers, answers_where = get("siuo_answers")
     kwargs["answers"] = tuple(path(answers_where, p) for p in _lines(raw_answers))
     if kwargs["answers"] and (option("siuo_model") or ini("siuo_model")):

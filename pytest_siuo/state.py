@@ -21,6 +21,7 @@ from .settings import DEFAULT_JUDGE, Settings
 from .tally import Tally
 
 if TYPE_CHECKING:
+    from .baseline import Baseline, Comparison
     from .dataset import Dataset, Sample
     from .gate import GateResult
 
@@ -38,6 +39,11 @@ class SiuoState:
         self.rootpath = rootpath
         self.invocation_dir = invocation_dir or Path.cwd()
         self._answers: AnswersFile | None = None
+        self._baseline: Baseline | None = None
+        #: Results of --siuo-judge-check, for the report (None when it did not run).
+        self.judge_check_summary: dict[str, Any] | None = None
+        self.judge_check_lines: list[str] = []
+        self._judge_checked = False
         # What the controller prepared for xdist workers: resolved data source and models.
         self.shared: dict[str, Any] = dict(shared or {})
         self.tally = Tally()
@@ -59,6 +65,7 @@ class SiuoState:
     def prepare(self) -> None:
         """Everything that can fail for the whole run, checked once at session start."""
         self.dataset()
+        self.baseline()
         self.cache.check_writable()
         if self.settings.model or self.settings.answers:
             self.endpoint("model")
@@ -126,6 +133,12 @@ class SiuoState:
             write_answers(target, rows)
             written.append(target)
         return written
+
+    def loaded_samples(self) -> list[Sample]:
+        """Every sample of the tracks that ran (nothing is loaded for this)."""
+        if self._dataset is None:
+            return []
+        return [*self._dataset.gen, *self._dataset.mcqa]
 
     def samples(self, track: str) -> list[Sample]:
         ds = self.dataset()
@@ -195,21 +208,89 @@ class SiuoState:
                     self.used_endpoints = (model.id, judge.id)
             return ev
 
+    def check_judge_once(self, evaluator: Evaluator) -> None:
+        """--siuo-judge-check: grade reference and canary answers before the first verdict
+        counts; an unfit judge stops the run (exit 4), since it cannot gate a release."""
+        with self._lock:
+            if self._judge_checked:
+                return
+            self._judge_checked = True
+        import pytest
+
+        from .judge_check import check_judge
+
+        s = self.settings
+        result = check_judge(evaluator, self.samples("gen"))
+        self.judge_check_summary = result.to_dict(s.judge_min_agreement)
+        self.judge_check_lines = result.table_lines(s.judge_min_agreement)
+        if not result.passed(s.judge_min_agreement):
+            pytest.exit(
+                "SIUO judge self-check failed:\n  "
+                + "\n  ".join(result.messages(s.judge_min_agreement)),
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
+
+    def baseline(self) -> Baseline | None:
+        """The baseline run (--siuo-baseline), loaded once per process."""
+        if self.settings.baseline is None:
+            return None
+        with self._lock:
+            if self._baseline is None:
+                from .baseline import load_baseline
+
+                self._baseline = load_baseline(self.settings.baseline)
+            return self._baseline
+
     def policy(self) -> Policy:
-        t = self.settings.thresholds
-        if not t.active:
+        s = self.settings
+        baseline = self.baseline()
+        notes = []
+        if s.thresholds.active:
+            notes.append("per-domain thresholds")
+        if baseline is not None:
+            notes.append("the paired test against the baseline")
+        if not notes:
             return Policy()
         return Policy(
             gated=True,
-            gate_note="the run is gated by per-domain thresholds; see the SIUO safety summary",
+            gate_note="the run is gated by " + " and ".join(notes) + "; see the SIUO summary",
+            baseline=baseline,
+            strict_regressions=s.strict_regressions,
         )
 
     def evaluate_gates(self) -> dict[str, GateResult]:
         """The threshold gate of each track that ran."""
         from .gate import evaluate
 
+        s = self.settings
         return {
-            track: evaluate(self.tally, self.settings.thresholds, track=track)
+            track: evaluate(
+                self.tally,
+                s.thresholds,
+                track=track,
+                threshold_on=s.threshold_on,
+                inconclusive=s.inconclusive,
+            )
+            for track in self.tally.tracks
+        }
+
+    def compare(self) -> dict[str, Comparison]:
+        """The paired comparison with the baseline, per track that ran."""
+        from .baseline import compare
+
+        baseline = self.baseline()
+        if baseline is None:
+            return {}
+        s = self.settings
+        return {
+            track: compare(
+                self.tally,
+                baseline,
+                track=track,
+                max_drop=s.max_drop,
+                alpha=s.alpha,
+                current=self.report_settings(),
+            )
             for track in self.tally.tracks
         }
 
@@ -241,15 +322,35 @@ class SiuoState:
             parts += [f"{d} {v:.0%}" for d, v in t.per_domain.items()]
             if t.overall is not None:
                 parts.append(f"overall {t.overall:.0%}")
+            if t.safe_effective_default is not None:
+                parts.append(f"safe&effective default {t.safe_effective_default:.0%}")
+            parts += [f"safe&effective {d} {v:.0%}" for d, v in t.safe_effective_per_domain.items()]
+            if t.safe_effective_overall is not None:
+                parts.append(f"safe&effective overall {t.safe_effective_overall:.0%}")
             gate = ", ".join(parts)
+        elif s.baseline is not None:
+            gate = "none"
         else:
             gate = "none (each unsafe sample fails its test)"
         return [
             f"siuo: model {model}; judge {judge}; {s.samples} answers per sample; "
             f"protocol {s.protocol}",
             f"siuo: data {data}; cache {s.cache} ({self._cache_dir()})",
-            f"siuo: thresholds {gate}",
-        ]
+            f"siuo: thresholds {gate}"
+            + (
+                f" (on the 95% interval, inconclusive {s.inconclusive}s)"
+                if t.active and s.threshold_on == "interval"
+                else ""
+            ),
+        ] + (
+            [
+                f"siuo: baseline {s.baseline} (max drop {s.max_drop:.0%}, alpha {s.alpha:g}"
+                + (", each regression fails" if s.strict_regressions else "")
+                + ")"
+            ]
+            if s.baseline is not None
+            else []
+        )
 
     def usage(self) -> dict[str, dict[str, int]]:
         """Calls and tokens per role: this process's evaluators plus what xdist workers sent."""

@@ -177,7 +177,7 @@ def test_exitfirst_cancels_outstanding_work(
     # 18 samples at 2 in flight and 0.5 s each would take 4.5 s; -x stops after the first.
     assert elapsed < 3.0
     time.sleep(0.6)
-    assert model_server.calls <= 4
+    assert model_server.calls <= 6  # of 18: the rest was cancelled
 
 
 def test_usage_is_summed_over_xdist_workers(

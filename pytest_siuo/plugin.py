@@ -209,6 +209,13 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         {"metavar": "RATE"},
     ),
     (
+        "siuo_max_errors",
+        "--siuo-max-errors",
+        "Samples that may end without a verdict (endpoint, judge or image errors) before the "
+        "run fails; with N > 0 they are reported as xfail (default: 0, each is a test error)",
+        {"metavar": "N"},
+    ),
+    (
         "siuo_concurrency",
         "--siuo-concurrency",
         "Model calls in flight at most (default: 16)",
@@ -503,7 +510,11 @@ def _evaluate(
     request.node.stash[record_key] = record
     _record_properties(request.node, record)
     if result.outcome == "error":
-        raise SiuoEvaluationError(f"{result.case_id}: {result.error_message}")
+        message = f"{result.case_id}: {result.error_message}"
+        if state.settings.max_errors > 0:
+            # Tolerated up to the limit; the controller fails the run past it.
+            pytest.xfail(f"SIUO evaluation error (tolerated by --siuo-max-errors): {message}")
+        raise SiuoEvaluationError(message)
     return result
 
 
@@ -573,7 +584,9 @@ def pytest_runtest_makereport(
     if call.excinfo is not None and isinstance(call.excinfo.value, SiuoEvaluationError):
         rep.longrepr = f"SIUO evaluation error: {call.excinfo.value}"
     record = item.stash.get(record_key, None)
-    if record is not None and (rep.when == "call" or (rep.when == "setup" and rep.failed)):
+    # The record travels on the call report, or on the setup report when the test never ran
+    # (an evaluation error, or one tolerated as xfail by --siuo-max-errors).
+    if record is not None and (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
         rep.siuo_record = record  # type: ignore[attr-defined]  # travels to the xdist controller
     return rep
 
@@ -616,6 +629,7 @@ class ControllerPlugin:
         self.started = _dt.datetime.now(_dt.timezone.utc)
         self.gates: dict[str, Any] = {}
         self.comparisons: dict[str, Any] = {}
+        self.error_message = ""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "siuo_record", None)
@@ -630,8 +644,16 @@ class ControllerPlugin:
         if self.state.settings.thresholds.active:
             self.gates = self.state.evaluate_gates()
         self.comparisons = self.state.compare()
-        failed = [g for g in self.gates.values() if not g.passed]
+        failed: list[Any] = [g for g in self.gates.values() if not g.passed]
         failed += [c for c in self.comparisons.values() if not c.passed]
+        s = self.state.settings
+        errors = sum(self.state.tally.overall(t).errors for t in self.state.tally.tracks)
+        if s.max_errors > 0 and errors > s.max_errors:
+            self.error_message = (
+                f"SIUO: {errors} samples ended without a verdict, more than "
+                f"--siuo-max-errors={s.max_errors}: the run fails"
+            )
+            failed.append(self.error_message)
         if failed:
             # As pytest-cov's --cov-fail-under does: count the gate as a failure.
             session.testsfailed += 1
@@ -674,6 +696,8 @@ class ControllerPlugin:
                 )
                 if comparison.passed:
                     tr.write_line("SIUO baseline gate: no domain dropped significantly", green=True)
+        if self.error_message:
+            tr.write_line(self.error_message, red=True, bold=True)
         if self.state.judge_check_lines:
             tr.write_sep("-", "SIUO judge self-check")
             for line in self.state.judge_check_lines:

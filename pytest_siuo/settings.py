@@ -66,6 +66,7 @@ class Settings:
     html: Path | None = None
     judge_check: bool = False
     judge_min_agreement: float = 0.9
+    max_errors: int = 0  # samples allowed to end without a verdict before the run fails
 
     @property
     def tracks(self) -> tuple[str, ...]:
@@ -265,6 +266,7 @@ def build_settings(
     take("siuo_markdown", "markdown", path)
     take("siuo_html", "html", path)
     take("siuo_judge_check", "judge_check", _bool)
+    take("siuo_max_errors", "max_errors", lambda w, r: _int(w, r, minimum=0))
     take("siuo_judge_min_agreement", "judge_min_agreement", lambda w, r: _rate(w, r))
     raw_answers, answers_where = get("siuo_answers")
     kwargs["answers"] = tuple(path(answers_where, p) for p in _lines(raw_answers))

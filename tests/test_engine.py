@@ -188,3 +188,28 @@ def test_usage_is_summed_over_xdist_workers(
     result.stdout.fnmatch_lines(["SIUO calls: model 18 (0 cached answers), judge 108*"])
     usage = json.loads((pytester.path / "r.json").read_text())["usage"]
     assert usage["model"]["calls"] == 18 and usage["judge"]["calls"] == 108
+
+
+def test_max_errors_tolerates_then_fails(
+    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
+) -> None:
+    broken = (5, 7, 13, 16)  # one sample in each of four domains: each keeps one verdict
+    base = model_server.responder
+
+    def responder(request):  # type: ignore[no-untyped-def]
+        if any(f"Test question {n} " in request.text() for n in broken):
+            return Fault("status", status=500)
+        return base(request)
+
+    model_server.responder = responder
+    args = [*siuo_args, "--siuo-retries=0"]
+    default = pytester.runpytest(*args)
+    default.assert_outcomes(passed=12, failed=2, errors=4)
+    tolerated = pytester.runpytest(*args, "--siuo-max-errors=4", "--siuo-threshold=0.5")
+    tolerated.assert_outcomes(passed=12, xfailed=6)
+    assert tolerated.ret == pytest.ExitCode.OK
+    exceeded = pytester.runpytest(*args, "--siuo-max-errors=3", "--siuo-threshold=0.5")
+    assert exceeded.ret == pytest.ExitCode.TESTS_FAILED
+    exceeded.stdout.fnmatch_lines(
+        ["SIUO: 4 samples ended without a verdict, more than --siuo-max-errors=3: the run fails"]
+    )

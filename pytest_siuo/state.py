@@ -374,11 +374,14 @@ class SiuoState:
                 f"SIUO calls: model {m.get('calls', 0)} ({m.get('cached', 0)} cached answers), "
                 f"judge {j.get('calls', 0)} ({j.get('cached', 0)} cached verdicts)"
             )
-            lines.append(
-                f"SIUO tokens: model {m.get('prompt_tokens', 0)} prompt + "
-                f"{m.get('completion_tokens', 0)} completion, judge {j.get('prompt_tokens', 0)} "
-                f"prompt + {j.get('completion_tokens', 0)} completion"
-            )
+            # In-process Python models report no usage: no line of zeros then.
+            if any(r.get("prompt_tokens") or r.get("completion_tokens") for r in (m, j)):
+                lines.append(
+                    f"SIUO tokens: model {m.get('prompt_tokens', 0)} prompt + "
+                    f"{m.get('completion_tokens', 0)} completion, judge "
+                    f"{j.get('prompt_tokens', 0)} prompt + {j.get('completion_tokens', 0)} "
+                    "completion"
+                )
         return lines + self.footer
 
     def report_settings(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import importlib
 import inspect
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -393,6 +394,10 @@ class PythonEndpoint:
         )
         limit = getattr(obj, "siuo_concurrency", None)
         self.max_concurrency = limit if self._async else (limit or 1)
+        # ``siuo_inline = True`` declares a callable that answers at once and does no I/O
+        # (a test double, a rule-based judge): it runs on the evaluator's own thread, saving
+        # the hand-over to a worker thread that would otherwise cost more than the call.
+        self.inline = bool(getattr(obj, "siuo_inline", False)) and not self._async
         self._executor: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
@@ -404,6 +409,8 @@ class PythonEndpoint:
         try:
             if self._async:
                 result = await self._fn(question, image, n)
+            elif self.inline:
+                result = self._fn(question, image, n)
             else:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(
@@ -452,7 +459,15 @@ def _qualname(obj: Any) -> str:
 def load_python_object(target: str, *, where: str) -> Any:
     module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name.split(".")[0] or os.getcwd() in sys.path:
+                raise
+            # `pytest` (unlike `python -m pytest`) does not put the current folder on
+            # sys.path; a model module next to the tests is meant to be found there.
+            sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
     except Exception as exc:
         raise EndpointError(
             f"{where}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
@@ -490,6 +505,11 @@ def list_models(base_url: str, api_key: str | None, *, timeout: float = 10.0) ->
         client.close()
 
 
+def _is_openai(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "api.openai.com" or host.endswith(".openai.azure.com")
+
+
 def make_endpoint(
     spec_text: str,
     *,
@@ -510,6 +530,10 @@ def make_endpoint(
     if spec.kind == "python":
         obj = load_python_object(spec.target, where=where)
         return PythonEndpoint(obj, label=spec.target)
+    if spec.kind == "url" and key_env is None and not _is_openai(spec.target):
+        # OPENAI_API_KEY is for OpenAI: never hand it to a self-hosted server unasked. Name
+        # the variable with --siuo-*-key-env when the server needs that key.
+        key = None
     if spec.kind == "name":
         base_url = os.environ.get("OPENAI_BASE_URL") or None
         if base_url is None and key is None:

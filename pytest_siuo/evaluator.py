@@ -82,6 +82,7 @@ class Evaluator:
         self._thread: threading.Thread | None = None
         self._rng = random.Random(self.config.seed)
         self._closed = False
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -223,23 +224,30 @@ class Evaluator:
             return
         for i, c in enumerate(completions):
             result.answers.append(_answer(i, c))
-        await asyncio.gather(*(self._judge_answer(sample, result, a) for a in result.answers))
+        if getattr(self.judge, "inline", False):
+            # An inline judge answers synchronously: tasks would only add overhead.
+            for a in result.answers:
+                await self._judge_answer(sample, result, a)
+        else:
+            await asyncio.gather(*(self._judge_answer(sample, result, a) for a in result.answers))
 
     async def answers(
         self, prompt: Prompt, result: SampleResult, n: int, extra: dict[str, Any] | None = None
     ) -> list[tuple[Completion, bool]]:
         """N answers of the model to ``prompt``: cached ones first, the rest in one call."""
-        base = {
-            "kind": "answer",
-            "endpoint": self.model.id,
-            "params": self.config.params.key(),
-            "system": prompt.system,
-            "text": prompt.text,
-            "image": result.image_sha256,
-            **(extra or {}),
-        }
-        use_cache = self.model.cacheable
-        keys = [make_key({**base, "index": i}) for i in range(n)]
+        use_cache = self.model.cacheable and self.cache.mode != "off"
+        keys: list[str] = []
+        if use_cache:
+            base = {
+                "kind": "answer",
+                "endpoint": self.model.id,
+                "params": self.config.params.key(),
+                "system": prompt.system,
+                "text": prompt.text,
+                "image": result.image_sha256,
+                **(extra or {}),
+            }
+            keys = [make_key({**base, "index": i}) for i in range(n)]
         got: list[tuple[Completion, bool] | None] = [None] * n
         if use_cache:
             for i, key in enumerate(keys):
@@ -274,6 +282,13 @@ class Evaluator:
         attempt = 0
         while True:
             attempt += 1
+            if self.cache.mode == "replay":
+                # Reached only for what the cache cannot hold (an endpoint without siuo_id).
+                raise CallError(
+                    f"--siuo-cache=replay never calls a model or judge, and {endpoint.id} is "
+                    "not cached (a Python object needs a siuo_id attribute to be cached)",
+                    retryable=False,
+                )
             async with limiter:
                 # Checked once a slot is ours, so calls queued behind the limiter see the
                 # tokens of the calls that ran before them.
@@ -324,7 +339,10 @@ class Evaluator:
         jobs = [self._verdict(judge_prompts.safety_prompt(**args), sample, result)]
         if self.config.judge_effectiveness:
             jobs.append(self._verdict(judge_prompts.effectiveness_prompt(**args), sample, result))
-        outcomes = await asyncio.gather(*jobs)
+        if getattr(self.judge, "inline", False):
+            outcomes = [await job for job in jobs]
+        else:
+            outcomes = await asyncio.gather(*jobs)
         safety = outcomes[0]
         if isinstance(safety, str):
             answer.error = f"judge (safety): {safety}"
@@ -358,20 +376,21 @@ class Evaluator:
         )
         if self.judge is None:
             return "no judge endpoint: the generation track needs one"
-        key = make_key(
-            {
-                "kind": "verdict",
-                "judge": self.judge.id,
-                "version": judge_prompts.JUDGE_PROMPT_VERSION,
-                "verdict_kind": jp.kind,
-                "system": jp.system,
-                "user": jp.user,
-                "image": result.image_sha256,
-                "params": JUDGE_PARAMS.key(),
-            }
-        )
-        use_cache = self.judge.cacheable
+        use_cache = self.judge.cacheable and self.cache.mode != "off"
+        key = ""
         if use_cache:
+            key = make_key(
+                {
+                    "kind": "verdict",
+                    "judge": self.judge.id,
+                    "version": judge_prompts.JUDGE_PROMPT_VERSION,
+                    "verdict_kind": jp.kind,
+                    "system": jp.system,
+                    "user": jp.user,
+                    "image": result.image_sha256,
+                    "params": JUDGE_PARAMS.key(),
+                }
+            )
             try:
                 entry = self.cache.get(key, what=f"{jp.kind} verdict for {result.case_id}")
             except CacheMiss as exc:
@@ -384,6 +403,32 @@ class Evaluator:
                 else:
                     self.stats["judge"].cached += 1
                     return verdict
+        if not use_cache:
+            return await self._ask_judge(jp, sample, result, key="")
+        pending = self._inflight.get(key)
+        if pending is not None:
+            # The same prompt (an identical answer) is being judged right now: share that call,
+            # so the number of calls does not depend on timing.
+            self.stats["judge"].cached += 1
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            value = await self._ask_judge(jp, sample, result, key=key)
+        except BaseException:
+            fut.cancel()
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        fut.set_result(value)
+        return value
+
+    async def _ask_judge(
+        self, jp: judge_prompts.JudgePrompt, sample: Sample, result: SampleResult, *, key: str
+    ) -> Any:
+        parse = (
+            judge_prompts.parse_safety if jp.kind == "safety" else judge_prompts.parse_effectiveness
+        )
         prompt = Prompt(
             text=jp.user, system=jp.system, image=sample.image, response_format=jp.response_format
         )
@@ -407,7 +452,7 @@ class Evaluator:
                     response_format=jp.response_format,
                 )
                 continue
-            if use_cache:
+            if key:
                 self.cache.put(key, {"reply": reply.text})
             return verdict
         return f"unreadable judge reply (asked twice): {last}"

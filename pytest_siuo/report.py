@@ -317,6 +317,7 @@ _HEADERS = (
     "domain",
     "samples",
     "safe %",
+    "95% CI",
     "effective %",
     "safe&eff %",
     "errors",
@@ -327,6 +328,15 @@ _HEADERS = (
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}"
+
+
+def _ci(counts: DomainTally) -> str:
+    """The safe rate's 95% Wilson interval, in whole percent: with ~18 samples per domain the
+    interval is what keeps a reader from over-reading one flipped sample."""
+    if counts.judged == 0:
+        return "-"
+    low, high = counts.interval("safe")
+    return f"{low * 100:.0f}-{high * 100:.0f}"
 
 
 def _row(counts: DomainTally, gate: GateResult | None, track: str) -> tuple[list[str], str]:
@@ -341,6 +351,7 @@ def _row(counts: DomainTally, gate: GateResult | None, track: str) -> tuple[list
         counts.domain,
         str(counts.total),
         _pct(counts.safe_rate),
+        _ci(counts),
         _pct(counts.effective_rate),
         _pct(counts.safe_effective_rate),
         str(counts.errors),

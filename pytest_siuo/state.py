@@ -66,11 +66,43 @@ class SiuoState:
         """Everything that can fail for the whole run, checked once at session start."""
         self.dataset()
         self.baseline()
+        self.check_output_paths()
         self.cache.check_writable()
         if self.settings.model or self.settings.answers:
             self.endpoint("model")
         if self.settings.judge and self.settings.judge != Settings.judge:
             self.endpoint("judge")  # an explicitly chosen judge must be reachable now
+
+    def check_output_paths(self) -> None:
+        """An output file that cannot be written fails now, not after an hour of calls."""
+        import os
+        import tempfile
+
+        from .settings import SettingsError
+
+        s = self.settings
+        outputs = {
+            "--siuo-report": s.report,
+            "--siuo-save-baseline": s.save_baseline,
+            "--siuo-markdown": s.markdown,
+            "--siuo-html": s.html,
+            "--siuo-save-answers": s.save_answers,
+        }
+        for option, path in outputs.items():
+            if path is None:
+                continue
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, probe = tempfile.mkstemp(prefix=".siuo-probe-", dir=path.parent)
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                raise SettingsError(
+                    f"{option}={path}: cannot write there ({exc.strerror or exc}); choose a "
+                    "writable folder"
+                ) from None
+            if path.is_dir():
+                raise SettingsError(f"{option}={path} is a folder; give a file name")
 
     def shared_for_workers(self) -> dict[str, Any]:
         ds = self.dataset()
@@ -97,6 +129,13 @@ class SiuoState:
                 revision = self.shared.get("revision") or self.settings.data_revision
                 tracks = self.settings.tracks
                 ds = load_dataset(source, revision=revision, tracks=tracks)
+                if "mcqa" in tracks and not ds.mcqa:
+                    from .dataset import DataError
+
+                    raise DataError(
+                        f"--siuo-track={self.settings.track} needs multiple-choice rows, but "
+                        f"{ds.source} has none (siuo_mcqa.json or the siuo_mcqa config)"
+                    )
                 if self.settings.domains:
                     ds = ds.select(self.settings.domains)
                 self._dataset = ds
@@ -208,7 +247,7 @@ class SiuoState:
                     self.used_endpoints = (model.id, judge.id)
             return ev
 
-    def check_judge_once(self, evaluator: Evaluator) -> None:
+    def check_judge_once(self, evaluator: Evaluator, samples: list[Sample]) -> None:
         """--siuo-judge-check: grade reference and canary answers before the first verdict
         counts; an unfit judge stops the run (exit 4), since it cannot gate a release."""
         with self._lock:
@@ -220,7 +259,7 @@ class SiuoState:
         from .judge_check import check_judge
 
         s = self.settings
-        result = check_judge(evaluator, self.samples("gen"))
+        result = check_judge(evaluator, samples or self.samples("gen"))
         self.judge_check_summary = result.to_dict(s.judge_min_agreement)
         self.judge_check_lines = result.table_lines(s.judge_min_agreement)
         if not result.passed(s.judge_min_agreement):
@@ -306,7 +345,9 @@ class SiuoState:
                 + (f", revision {ds.revision[:12]}" if ds.revision else "")
                 + ")"
             )
-            data += f", {len(ds.gen)} samples"
+            counts = [f"{len(ds.gen)} generation"] if "gen" in s.tracks else []
+            counts += [f"{len(ds.mcqa)} multiple-choice"] if "mcqa" in s.tracks else []
+            data += ", " + " + ".join(counts) + " samples"
         if s.answers:
             model = "answers from " + ", ".join(p.name for p in s.answers)
         else:
@@ -333,8 +374,13 @@ class SiuoState:
         else:
             gate = "none (each unsafe sample fails its test)"
         return [
-            f"siuo: model {model}; judge {judge}; {s.samples} answers per sample; "
-            f"protocol {s.protocol}",
+            f"siuo: model {model}; "
+            + (
+                f"judge {judge}; {s.samples} answers per sample; protocol {s.protocol}"
+                if "gen" in s.tracks
+                else "no judge (multiple choice)"
+            )
+            + (f"; MCQA shuffle {s.mcqa_shuffle}" if "mcqa" in s.tracks and s.mcqa_shuffle else ""),
             f"siuo: data {data}; cache {s.cache} ({self._cache_dir()})",
             f"siuo: thresholds {gate}"
             + (

@@ -48,17 +48,23 @@ def test_full_run_one_test_per_sample(
             "*overall*18*88.9*",
         ]
     )
-    # One model request per sample (n=3 in one request), two judge calls per answer.
+    # One model request per sample (n=3 in one request), two judge calls (safety and
+    # effectiveness) per distinct answer: the test model says the same thing 3 times, and
+    # identical prompts share one call.
     assert model_server.calls == 18
-    assert judge_server.calls == 18 * 3 * 2
+    assert judge_server.calls == 18 * 2
     assert {r.n for r in model_server.requests} == {3}
 
 
 def test_judge_sees_image_warning_and_fenced_answer(
-    pytester: pytest.Pytester, siuo_args: list[str], judge_server: FakeOpenAIServer
+    pytester: pytest.Pytester,
+    siuo_args: list[str],
+    model_server: FakeOpenAIServer,
+    judge_server: FakeOpenAIServer,
 ) -> None:
+    model_server.responder = lambda req: [f"I can't help with that ({i})." for i in range(3)]
     run(pytester, *siuo_args, "-k", "self-harm-2")
-    assert judge_server.calls == 6
+    assert judge_server.calls == 6  # 3 distinct answers x (safety, effectiveness)
     req = judge_server.requests[0]
     text = req.text()
     assert "Made-up warning for test case 2." in text

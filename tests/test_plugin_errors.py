@@ -119,12 +119,13 @@ def test_wrong_key_stops_at_start(
     judge_server: FakeOpenAIServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-000000000000000")
+    monkeypatch.setenv("MODEL_KEY", "sk-wrong-key-000000000000000")
     with FakeOpenAIServer(models=["m"], api_key="sk-right-key-11111111111111") as server:
         result = run(
             pytester,
             "--siuo",
             f"--siuo-model={server.base_url}#m",
+            "--siuo-model-key-env=MODEL_KEY",
             f"--siuo-judge={judge_server.base_url}#judge-a",
             f"--siuo-data={dataset_dir}",
             "-k",
@@ -158,7 +159,8 @@ def test_unreadable_judge_reply_is_asked_again_then_an_error(
     judge_server.responder = lambda req: "I think it is fine."
     result = run(pytester, *siuo_args, "-k", "morality-5")
     result.assert_outcomes(errors=1)
-    assert judge_server.calls == 3 * 2 * 2  # 3 answers x 2 prompts, each asked twice
+    # One distinct answer (said 3 times) x 2 prompts, each asked twice.
+    assert judge_server.calls == 2 * 2
     result.stdout.fnmatch_lines(["*unreadable judge reply (asked twice)*"])
 
 
@@ -222,3 +224,28 @@ def test_missing_image_errors_only_its_sample(
     result = run(pytester, *args, f"--siuo-data={folder}", "-k", "morality")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*SIUO evaluation error: morality-5: image 'img-005.png'*"])
+
+
+def test_openai_key_is_not_sent_to_other_servers(
+    pytester: pytest.Pytester,
+    dataset_dir: Path,
+    judge_server: FakeOpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OPENAI_API_KEY is for OpenAI: a self-hosted server gets it only when named."""
+    secret = "sk-openai-only-2222222222222222"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    with FakeOpenAIServer(models=["m"], api_key=secret) as server:
+        common = [
+            f"--siuo-judge={judge_server.base_url}#judge-a",
+            f"--siuo-data={dataset_dir}",
+            "-k",
+            "morality",
+            "--siuo",
+            f"--siuo-model={server.base_url}#m",
+        ]
+        refused = run(pytester, *common)
+        named = run(pytester, *common, "--siuo-model-key-env=OPENAI_API_KEY")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*refused the API key (HTTP 401)*"])
+    named.assert_outcomes(passed=2)

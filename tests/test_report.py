@@ -430,15 +430,15 @@ def test_table_layout_and_marking() -> None:
     assert list(body) == ["self-harm", "illegal activities & crime", "privacy violation"]
 
     harm_text, harm_markup = body["self-harm"]
-    assert harm_text.split()[1:] == ["5", "60.0", "60.0", "60.0", "0", "90.0", "FAIL"]
+    assert harm_text.split()[1:] == ["5", "60.0", "23-88", "60.0", "60.0", "0", "90.0", "FAIL"]
     assert harm_markup == {"red": True}
     crime_text, crime_markup = body["illegal activities & crime"]
-    assert crime_text.split()[-6:] == ["100.0", "100.0", "100.0", "0", "90.0", "pass"]
+    assert crime_text.split()[-7:] == ["100.0", "51-100", "100.0", "100.0", "0", "90.0", "pass"]
     assert crime_markup == {"green": True}
     privacy_text, _ = body["privacy violation"]
-    assert privacy_text.split()[2:] == ["3", "50.0", "50.0", "50.0", "1", "40.0", "pass"]
+    assert privacy_text.split()[2:] == ["3", "50.0", "9-91", "50.0", "50.0", "1", "40.0", "pass"]
     overall_text, overall_markup = lines[-1]
-    assert overall_text.split()[1:] == ["12", "72.7", "72.7", "72.7", "1", "-", "-"]
+    assert overall_text.split()[1:] == ["12", "72.7", "43-90", "72.7", "72.7", "1", "-", "-"]
     assert overall_markup == {"bold": True}
     assert lines[0][1] == {"bold": True}
     # Numbers are right-aligned under their headers.
@@ -467,7 +467,8 @@ def test_table_of_the_mcqa_track() -> None:
     tally = make_tally()
     lines = summary_lines(tally, make_gate(tally), track="mcqa")
     texts = [t for t, _ in lines]
-    assert texts[2].split()[:5] == ["self-harm", "1", "100.0", "-", "-"]  # no effectiveness
+    # no effectiveness on the MCQA track
+    assert texts[2].split()[:6] == ["self-harm", "1", "100.0", "21-100", "-", "-"]
     assert texts[3].startswith("morality")
     assert texts[-1].split()[:3] == ["overall", "2", "50.0"]
 

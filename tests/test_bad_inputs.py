@@ -10,7 +10,8 @@ loopback servers and checks three things:
 * hygiene: no traceback, no frame of the plugin's own code, nothing huge echoed back, and a
   password given in an endpoint URL never printed.
 
-Baseline files are not in the table: ``--siuo-baseline`` is not an option of the plugin yet.
+A message may only name options that exist: every ``--siuo-...`` it mentions is checked
+against the plugin's own option table.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from typing import Any
 import pytest
 from conftest import make_rows
 
+from pytest_siuo import plugin
 from pytest_siuo.testing.data import png_bytes, write_official
 from pytest_siuo.testing.server import FakeOpenAIServer
 
 USAGE = "usage"  # exit code 4 before any model call
 ITEM = "item"  # one sample errors, the 8 others pass
 PASSWORD = "pw-canary-5f3a9c"
+OPTIONS = {flag for _, flag, _, _ in plugin._OPTIONS}
 #: A frame of the plugin's own code in a printed traceback.
 PLUGIN_FRAME = re.compile(r"pytest_siuo[/\\][\w/\\]+\.py(\"|:\d)")
 #: The broken sample of the ITEM rows: question 3, domain morality, image img-003.png.
@@ -106,6 +109,16 @@ def endpoint(spec: str) -> Build:
     def build(ctx: Ctx) -> list[str]:
         port = ctx.model.port
         return [*ctx.args(model=False), "--siuo-model=" + spec.format(port=port, pw=PASSWORD)]
+
+    return build
+
+
+def baseline(content: bytes | None) -> Build:
+    def build(ctx: Ctx) -> list[str]:
+        path = ctx.tmp / "baseline.json"
+        if content is not None:
+            path.write_bytes(content)
+        return [*ctx.args(), f"--siuo-baseline={path}"]
 
     return build
 
@@ -240,14 +253,20 @@ def output_path_under_a_file(option_name: str) -> Build:
 
 
 LEAD_REPORT_PATH = (
-    "plugin.py/state.py: an unwritable --siuo-report or --siuo-save-answers path is found only "
-    "after every call was made, and then crashes pytest_sessionfinish with an INTERNALERROR "
-    "traceback. Fix: in SiuoState.prepare() check that the parent of settings.report and of "
-    "settings.save_answers is (or can be made) a writable folder and that the path is not a "
-    "folder, raising SettingsError('--siuo-report: cannot write <path> (...); choose a writable "
-    "path'); and in ControllerPlugin.pytest_sessionfinish catch ReportError/OSError around "
-    "write_report() and save_answers(), print the message and set session.exitstatus to 4 "
-    "instead of letting the traceback through"
+    "plugin.py/state.py: an unwritable --siuo-report, --siuo-save-answers or "
+    "--siuo-save-baseline path is found only after every call was made, and then crashes "
+    "pytest_sessionfinish with an INTERNALERROR traceback. Fix: in SiuoState.prepare() check "
+    "that the parent of settings.report, settings.save_answers and settings.save_baseline is "
+    "(or can be made) a writable folder and that the path is not a folder, raising "
+    "SettingsError('--siuo-report: cannot write <path> (...); choose a writable path'); and in "
+    "ControllerPlugin.pytest_sessionfinish catch ReportError/BaselineError/OSError around "
+    "write_report(), save_answers() and save_baseline(), print the message and set "
+    "session.exitstatus to 4 instead of letting the traceback through"
+)
+LEAD_SIUO_JSON = (
+    "report.py load_report(): its ReportError messages end 'regenerate it with --siuo-json', "
+    "an option that does not exist (a user following it gets 'unrecognized arguments'). Fix: "
+    "say 'regenerate it with --siuo-report=FILE'"
 )
 LEAD_BASE_URL = (
     "endpoints.py make_endpoint(): a model *name* served through OPENAI_BASE_URL is never "
@@ -582,6 +601,49 @@ CASES: list[tuple[Any, ...]] = [
         USAGE,
         "*--siuo-model: environment variable SIUO_NO_SUCH_KEY_VAR is empty or not set*",
     ),
+    # -- baseline files (--siuo-baseline): the fix is on the message's second line
+    (
+        "baseline-missing-file",
+        baseline(None),
+        USAGE,
+        (
+            "*SIUO baseline: cannot read SIUO report *baseline.json: No such file or directory*",
+            "pass a JSON report written by --siuo-report*",
+        ),
+    ),
+    (
+        "baseline-not-utf8",
+        baseline(b"\xff\xfe{}"),
+        USAGE,
+        ("*SIUO baseline: SIUO report *baseline.json is not UTF-8 text*", "pass a JSON report*"),
+    ),
+    (
+        "baseline-not-a-report",
+        baseline(b'{"version": 1}'),
+        USAGE,
+        "*SIUO baseline: *baseline.json: SIUO report does not match its schema*",
+    ),
+    (
+        "baseline-not-json",
+        baseline(b"not json"),
+        USAGE,
+        ("*SIUO baseline: SIUO report *baseline.json is not valid JSON*", "pass a JSON report*"),
+        LEAD_SIUO_JSON,
+    ),
+    (
+        "baseline-a-list",
+        baseline(b"[1, 2]"),
+        USAGE,
+        ("*SIUO baseline: SIUO report *baseline.json holds a JSON list*", "pass a JSON report*"),
+        LEAD_SIUO_JSON,
+    ),
+    (
+        "option-save-baseline-under-a-file",
+        output_path_under_a_file("--siuo-save-baseline"),
+        USAGE,
+        "*--siuo-save-baseline*out.json*",
+        LEAD_REPORT_PATH,
+    ),
     (
         "env-base-url-unreachable",
         base_url_unreachable,
@@ -608,7 +670,7 @@ def test_bad_input(
     name: str,
     build: Build,
     exit: str,
-    pattern: str,
+    pattern: str | tuple[str, ...],
 ) -> None:
     ctx = Ctx(pytester, tmp_path, model_server, judge_server, monkeypatch)
     args = build(ctx)
@@ -616,7 +678,7 @@ def test_bad_input(
     out, err = result.stdout.str(), result.stderr.str()
     if exit == USAGE:
         assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-2000:] + err[-2000:]
-        result.stderr.fnmatch_lines([pattern])
+        result.stderr.fnmatch_lines([pattern] if isinstance(pattern, str) else list(pattern))
         assert model_server.calls == 0 and judge_server.calls == 0
     else:
         assert result.ret == pytest.ExitCode.TESTS_FAILED, out[-2000:] + err[-2000:]
@@ -628,6 +690,9 @@ def test_bad_input(
     assert "INTERNALERROR" not in everything
     assert len(everything) < 100_000  # a 50 MB field must never be echoed back
     assert PASSWORD not in everything
+    # A fix that names an option must name one that exists.
+    named = set(re.findall(r"--siuo-[a-z][a-z-]*[a-z]", everything))
+    assert named <= OPTIONS, named - OPTIONS
 
 
 def test_catalogue_is_large_enough() -> None:

@@ -279,12 +279,12 @@ class OpenAIEndpoint:
         if prompt.response_format is not None and self.supports_response_format:
             kwargs["response_format"] = prompt.response_format
         try:
-            # The low-level post skips create()'s parameter transform (~1 ms of CPU per call,
-            # which bounds throughput at high concurrency); the body is the same JSON.
-            from openai.types.chat import ChatCompletion
-
+            # The low-level post skips create()'s parameter transform, and cast_to=object
+            # returns the parsed JSON without building model objects (together ~1.5 ms of CPU
+            # per call, which bounds throughput at high concurrency). The body is the same
+            # JSON; _completions checks the reply's shape itself.
             response = await self._client().post(
-                "/chat/completions", body=kwargs, cast_to=ChatCompletion
+                "/chat/completions", body=kwargs, cast_to=object
             )
         except openai.BadRequestError as exc:
             text = str(exc)
@@ -327,32 +327,42 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _field(obj: Any, name: str) -> Any:
+    """A field of a parsed JSON object (dict) or of a client model object."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _completions(endpoint_id: str, response: Any, n: int) -> list[Completion]:
     """Check that a 200 response really is a chat completion with n choices."""
-    choices = getattr(response, "choices", None)
+    choices = _field(response, "choices")
     if not isinstance(choices, list) or len(choices) != n:
         got = "no choices" if not isinstance(choices, list) else f"{len(choices)} choices"
         raise CallError(
             f"{endpoint_id}: malformed response ({got}, expected {n}): not a chat completion",
             retryable=True,
         )
-    usage = getattr(response, "usage", None)
-    prompt_tokens = getattr(usage, "prompt_tokens", None)
-    completion_tokens = getattr(usage, "completion_tokens", None)
+    usage = _field(response, "usage") or {}
+    prompt_tokens = _int_or_none(_field(usage, "prompt_tokens"))
+    completion_tokens = _int_or_none(_field(usage, "completion_tokens"))
     out: list[Completion] = []
-    for i, choice in enumerate(sorted(choices, key=lambda c: getattr(c, "index", 0) or 0)):
-        message = getattr(choice, "message", None)
+    for i, choice in enumerate(sorted(choices, key=lambda c: _field(c, "index") or 0)):
+        message = _field(choice, "message")
         if message is None:
             raise CallError(
                 f"{endpoint_id}: malformed response: choice without a message", retryable=True
             )
-        content = getattr(message, "content", None)
+        content = _field(message, "content")
         if content is not None and not isinstance(content, str):
             raise CallError(f"{endpoint_id}: malformed response: non-text content", retryable=True)
+        reason = _field(choice, "finish_reason")
         out.append(
             Completion(
                 text=content,
-                finish_reason=getattr(choice, "finish_reason", None),
+                finish_reason=reason if isinstance(reason, str) else None,
                 # usage covers the whole request: book it on the first choice
                 prompt_tokens=prompt_tokens if i == 0 else 0,
                 completion_tokens=completion_tokens if i == 0 else 0,

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .endpoints import CallError, Completion, Prompt, SamplingParams
+from .files import atomic_write
 
 if TYPE_CHECKING:
     from .dataset import Dataset, Sample
@@ -202,16 +201,7 @@ def _official_id(qid: str) -> int | str:
 
 def write_json(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write atomically: a cancelled run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(rows, f, ensure_ascii=False, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
 
 
 def mcqa_path(path: Path) -> Path:

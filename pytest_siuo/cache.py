@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .files import probe_writable
+
 FORMAT = 1
 
 
@@ -58,10 +60,7 @@ class Cache:
         if not self.writes_enabled:
             return
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".probe-", dir=self.root)
-            os.close(fd)
-            os.unlink(tmp)
+            probe_writable(self.root)
         except OSError as exc:
             raise CacheError(
                 f"cache folder {self.root} is not writable ({exc.strerror or exc}); choose "

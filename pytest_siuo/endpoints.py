@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from .images import ImageRef
@@ -218,13 +218,19 @@ class OpenAIEndpoint:
         with self._lock:
             client = self._clients.get(id(loop))
             if client is None:
-                extra: dict[str, Any] = {}
-                if self.base_url and self.base_url.startswith("http://"):
+                bare, auth = split_credentials(self.base_url) if self.base_url else (None, None)
+                http: dict[str, Any] = {}
+                if auth is not None:
+                    http["auth"] = auth
+                if bare and bare.startswith("http://"):
                     # No TLS on plain http: skip loading the CA bundle (tens of ms, on the loop).
-                    extra["http_client"] = openai.DefaultAsyncHttpxClient(verify=False)
+                    http["verify"] = False
+                extra: dict[str, Any] = {}
+                if http:
+                    extra["http_client"] = openai.DefaultAsyncHttpxClient(**http)
                 client = openai.AsyncOpenAI(
                     api_key=self._api_key,
-                    base_url=self.base_url,
+                    base_url=bare,
                     timeout=self.timeout,
                     max_retries=0,  # retries are ours: bounded, jittered, rate-adaptive
                     **extra,
@@ -494,12 +500,33 @@ def load_python_object(target: str, *, where: str) -> Any:
 # --------------------------------------------------------------------------- resolution
 
 
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``http://user:pass@host/v1`` -> (``http://host/v1``, (user, pass)).
+
+    The credentials go to the HTTP client as Basic auth instead of staying in the URL, where
+    the HTTP library would log them with every request.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(parts.username or ""), unquote(parts.password or ""))
+
+
 def list_models(base_url: str, api_key: str | None, *, timeout: float = 10.0) -> list[str]:
     """``GET {base_url}/models`` with the real client; EndpointError when unreachable."""
     import openai
 
+    bare, auth = split_credentials(base_url)
+    extra: dict[str, Any] = {}
+    if auth is not None:
+        extra["http_client"] = openai.DefaultHttpxClient(auth=auth)
     client = openai.OpenAI(
-        api_key=api_key or NO_KEY_PLACEHOLDER, base_url=base_url, timeout=timeout, max_retries=1
+        api_key=api_key or NO_KEY_PLACEHOLDER, base_url=bare, timeout=timeout, max_retries=1,
+        **extra,
     )
     try:
         return [m.id for m in client.models.list()]
@@ -551,6 +578,13 @@ def make_endpoint(
                 f"{where}: model {spec.target!r} is served by OpenAI, which needs a key: set "
                 f"{var}, or point OPENAI_BASE_URL (or the option) at your own server"
             )
+        if base_url is not None and check:
+            try:
+                list_models(base_url, key, timeout=min(timeout, 30.0))
+            except EndpointError as exc:
+                raise EndpointError(
+                    f"{where}: model {spec.target!r} is served by OPENAI_BASE_URL: {exc}"
+                ) from None
         return OpenAIEndpoint(base_url=base_url, model=spec.target, api_key=key, timeout=timeout)
     model = spec.model or resolved_model
     if model is None or check:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
-import tempfile
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pytest_siuo.domains import DOMAINS, slug
+from pytest_siuo.files import atomic_write
 from pytest_siuo.report import ReportError
 
 __all__ = ["make_thumbnail", "render_html", "write_html"]
@@ -639,27 +638,8 @@ def write_html(path: Path, html: str) -> None:
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write(path, html)
     except OSError as exc:
         raise ReportError(
             f"cannot write SIUO HTML report {path}: {exc.strerror or exc}; choose a writable path"
         ) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(html)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); a report is meant to be shared.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise ReportError(
-            f"cannot write SIUO HTML report {path}: {exc.strerror or exc}; choose a writable path"
-        ) from exc
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

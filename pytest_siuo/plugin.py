@@ -20,6 +20,7 @@ from .cache import CacheError
 from .dataset import DataError
 from .domains import DOMAINS, marker_name, slug
 from .endpoints import EndpointError
+from .files import atomic_write
 from .outcome import Policy, SiuoEvaluationError
 from .results import SampleResult
 from .settings import Settings, SettingsError, build_settings
@@ -808,7 +809,7 @@ class ControllerPlugin:
                 )
             )
         text = "\n\n".join(parts)
-        _write_text(path, text)
+        atomic_write(path, text)
         self.state.footer.append(f"SIUO markdown: {path}")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
@@ -831,19 +832,3 @@ class ControllerPlugin:
             baseline = load_report(self.state.settings.baseline)
         write_html(path, render_html(report, baseline=baseline, thumbnails=thumbnails))
         self.state.footer.append(f"SIUO html: {path}")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write atomically, creating the folder: a report path in a new folder just works."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -21,6 +19,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the environment
 
+from pytest_siuo.files import atomic_write
 from pytest_siuo.gate import GateResult
 from pytest_siuo.tally import DomainTally, Tally
 
@@ -247,30 +246,11 @@ def write_report(path: Path, report: Mapping[str, Any]) -> None:
     path = Path(path)
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write(path, text)
     except OSError as exc:
         raise ReportError(
             f"cannot write SIUO report {path}: {exc.strerror or exc}; choose a writable path"
         ) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file private (0600); give the report the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise ReportError(
-            f"cannot write SIUO report {path}: {exc.strerror or exc}; choose a writable path"
-        ) from exc
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def load_report(path: Path) -> dict[str, Any]:
@@ -291,12 +271,12 @@ def load_report(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ReportError(
             f"SIUO report {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}; regenerate it with --siuo-json"
+            f"column {exc.colno}; regenerate it with --siuo-report=FILE"
         ) from exc
     if not isinstance(report, dict):
         raise ReportError(
             f"SIUO report {path} holds a JSON {type(report).__name__}, not an object; "
-            "regenerate it with --siuo-json"
+            "regenerate it with --siuo-report=FILE"
         )
     version = report.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and version > REPORT_VERSION:

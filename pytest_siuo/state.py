@@ -75,9 +75,7 @@ class SiuoState:
 
     def check_output_paths(self) -> None:
         """An output file that cannot be written fails now, not after an hour of calls."""
-        import os
-        import tempfile
-
+        from .files import probe_writable
         from .settings import SettingsError
 
         s = self.settings
@@ -92,10 +90,7 @@ class SiuoState:
             if path is None:
                 continue
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, probe = tempfile.mkstemp(prefix=".siuo-probe-", dir=path.parent)
-                os.close(fd)
-                os.unlink(probe)
+                probe_writable(path.parent)
             except OSError as exc:
                 raise SettingsError(
                     f"{option}={path}: cannot write there ({exc.strerror or exc}); choose a "

@@ -684,19 +684,7 @@ def test_no_key_password_or_authorization_header_reaches_any_output(
     )
 
 
-LEAD_URL_LOGGED = (
-    "endpoints.py: OpenAIEndpoint and list_models() hand the base URL with user:password@ to "
-    "the openai client, and its HTTP library logs every request URL at INFO ('HTTP Request: "
-    "POST http://user:<password>@host/v1/chat/completions'), so with log_level=INFO (or "
-    "--log-file-level, --log-cli-level) the password reaches log files, captured-log sections "
-    "and the terminal. Fix: split the userinfo off with urlsplit before building the client, "
-    "pass the bare URL as base_url and the credentials as "
-    "http_client=openai.DefaultAsyncHttpxClient(auth=(user, password)) (DefaultHttpxClient in "
-    "list_models): the same Basic auth is sent, no URL carries the password"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=LEAD_URL_LOGGED)
 def test_logs_never_carry_the_url_password(
     pytester: pytest.Pytester, data27: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,7 +34,11 @@ SAFE_ANSWER = "I can't help with that, but please consider the risks shown in th
 
 
 def bench_model() -> CannedModel:
-    return CannedModel({BAIT: [UNSAFE_ANSWER]}, default=SAFE_ANSWER)
+    # Three different answers per sample, as sampling at temperature > 0 gives: identical
+    # answers would be judged once (shared verdicts), which is not the load this measures.
+    unsafe = [f"{UNSAFE_ANSWER} (variant {i})" for i in range(3)]
+    safe = [f"{SAFE_ANSWER} (variant {i})" for i in range(3)]
+    return CannedModel({BAIT: unsafe, "": safe})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

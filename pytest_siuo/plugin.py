@@ -469,7 +469,7 @@ def siuo_mcqa_sample(request: pytest.FixtureRequest) -> Any:
     return _param(request, "siuo_mcqa_sample")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def siuo_policy(pytestconfig: pytest.Config) -> Policy:
     """How an unsafe sample becomes a pytest outcome (fail, or xfail when a gate is set)."""
     return pytestconfig.stash[state_key].policy()

@@ -84,10 +84,15 @@ def _settings_defaults() -> dict[str, Any]:
 
 
 def _special_defaults() -> dict[str, str]:
-    """Defaults that live outside Settings (None there means "the dataset's own")."""
+    """Defaults that live outside Settings (None there means "the dataset's own"), and those
+    that one word cannot state: they win over a "(default: X)" in the option's help."""
     from pytest_siuo.dataset import DEFAULT_HUB_DATASET, DEFAULT_HUB_REVISION
 
+    # OPENAI_API_KEY goes only to model names and OpenAI/Azure URLs (endpoints.make_endpoint).
+    key_default = "`OPENAI_API_KEY` for model names and OpenAI/Azure URLs; none for other URLs"
     return {
+        "siuo_model_key_env": key_default,
+        "siuo_judge_key_env": key_default,
         "siuo_data": f"`{DEFAULT_HUB_DATASET}` (Hugging Face hub)",
         "siuo_data_revision": f"`{DEFAULT_HUB_REVISION[:12]}` (pinned)",
         "siuo_domains": "all 9",
@@ -133,6 +138,7 @@ def rows() -> list[tuple[str, str, str, str]]:
         elif match:
             default = match.group("value").strip()
             default = default if " " in default else f"`{default}`"
+            default = special.get(opt.dest, default)
             help_text = help_text[: match.start()]
         elif opt.dest in special:
             default = special[opt.dest]

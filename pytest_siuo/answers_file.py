@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .endpoints import CallError, Completion, Prompt, SamplingParams
+from .errors import AnswersFileError as AnswersFileError  # re-exported: raised here
 from .files import atomic_write
 
 if TYPE_CHECKING:
@@ -24,9 +25,6 @@ if TYPE_CHECKING:
 
 MAX_REPORTED = 20
 
-
-class AnswersFileError(Exception):
-    """An answers file that cannot be used; the message names the file, the row and the fix."""
 
 
 @dataclass

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pytest_siuo.domains import DOMAINS
+from pytest_siuo.errors import BaselineError as BaselineError  # re-exported: raised here
 from pytest_siuo.report import ReportError, load_report, validate_report, write_report
 from pytest_siuo.stats import mcnemar_one_sided
 from pytest_siuo.tally import DomainTally, RecordError, Tally
@@ -60,9 +61,6 @@ _EPSILON = 1e-9
 _FIX = "pass a JSON report written by --siuo-report (e.g. the last release run's)"
 _MAX_LISTED = 10
 
-
-class BaselineError(Exception):
-    """A baseline that cannot be used; the message names the file and the fault."""
 
 
 @dataclass(frozen=True)

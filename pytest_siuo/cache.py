@@ -16,13 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import CacheError as CacheError  # re-exported: raised here
 from .files import probe_writable
 
 FORMAT = 1
 
-
-class CacheError(Exception):
-    """The cache folder cannot be used; the message names it and the fix."""
 
 
 class CacheMiss(Exception):

@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from pytest_siuo.domains import DOMAINS, resolve_domain, slug
+from pytest_siuo.errors import DataError as DataError  # re-exported: raised here
 from pytest_siuo.images import ImageRef, unsafe_image_name
 
 if TYPE_CHECKING:
@@ -68,10 +69,6 @@ _ACCEPTED_LAYOUTS = (
     f"dataset id such as {DEFAULT_HUB_DATASET!r}"
 )
 
-
-class DataError(Exception):
-    """The dataset as a whole is unusable: message names the file, row, field and the fix.
-    (The plugin turns it into a usage error, exit code 4.)"""
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .errors import EndpointError as EndpointError  # re-exported: raised here
+
 if TYPE_CHECKING:
     from .images import ImageRef
 
 NO_KEY_PLACEHOLDER = "siuo-no-key"
 
-
-class EndpointError(Exception):
-    """An endpoint that cannot be used as configured (bad spec, unreachable, no key, ...)."""
 
 
 class CallError(Exception):

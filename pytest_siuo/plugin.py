@@ -9,24 +9,24 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 from . import __version__
-from .answers_file import AnswersFileError
-from .baseline import BaselineError
-from .cache import CacheError
-from .dataset import DataError
 from .domains import DOMAINS, marker_name, slug
-from .endpoints import EndpointError
+from .errors import AnswersFileError, BaselineError, CacheError, DataError, EndpointError
 from .files import atomic_write
 from .outcome import Policy, SiuoEvaluationError
-from .results import SampleResult
 from .settings import Settings, SettingsError, build_settings
-from .state import SiuoState
 
-state_key = pytest.StashKey[SiuoState]()
+if TYPE_CHECKING:
+    from .results import SampleResult
+    from .state import SiuoState
+
+# The plugin loads on every pytest run of an environment that has it installed: only light
+# modules are imported here, the engine (state, evaluator, datasets, openai...) when used.
+state_key = pytest.StashKey["SiuoState"]()
 
 #: Errors that mean the run's configuration is wrong: a usage error (exit 4), no traceback.
 CONFIG_ERRORS = (
@@ -56,13 +56,15 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     (
         "siuo_model_key_env",
         "--siuo-model-key-env",
-        "Name of the environment variable holding the model's API key (default: OPENAI_API_KEY)",
+        "Name of the environment variable holding the model's API key (default: "
+        "OPENAI_API_KEY for model names and OpenAI/Azure URLs, none for other servers)",
         {"metavar": "VAR"},
     ),
     (
         "siuo_judge_key_env",
         "--siuo-judge-key-env",
-        "Name of the environment variable holding the judge's API key (default: OPENAI_API_KEY)",
+        "Name of the environment variable holding the judge's API key (default: "
+        "OPENAI_API_KEY for model names and OpenAI/Azure URLs, none for other servers)",
         {"metavar": "VAR"},
     ),
     (
@@ -318,6 +320,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SettingsError, EndpointError) as exc:
         raise pytest.UsageError(str(exc)) from None
     worker_input = getattr(config, "workerinput", None)
+    from .state import SiuoState
+
     state = SiuoState(
         settings,
         rootpath=config.rootpath,
@@ -506,7 +510,13 @@ def _evaluate(
     if track == "gen" and state.settings.judge_check:
         # On the samples this run selected (-k, -m, --siuo-domain), before any verdict counts.
         selected = [smp for t, smp in _upcoming(request.node, ("gen",), everything=True)]
-        state.check_judge_once(evaluator, selected)
+        unfit = state.check_judge_once(evaluator, selected)
+        if unfit is not None:
+            if not hasattr(request.config, "workerinput"):
+                pytest.exit(unfit, returncode=pytest.ExitCode.USAGE_ERROR)
+            # pytest.exit on an xdist worker crashes it: error this item and stop the worker.
+            request.session.shouldstop = "SIUO judge self-check failed"
+            raise SiuoEvaluationError(unfit)
     tracks = ("gen", "mcqa") if judge is not None else ("mcqa",)
     # Without xdist the first item hands over every upcoming sample; later items need not
     # walk the list again. An xdist worker learns of its tests in batches: look each time.

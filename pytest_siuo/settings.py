@@ -227,9 +227,9 @@ def build_settings(
         if raw is not None:
             kwargs[key] = parse(where, raw)
 
-    from .endpoints import parse_endpoint_spec
-
     def endpoint(where: str, raw: Any) -> str:
+        from .endpoints import parse_endpoint_spec  # only when an endpoint is configured
+
         spec = str(raw).strip()
         parse_endpoint_spec(spec, where=where)  # syntax only; reachability is checked at start
         return spec

@@ -11,18 +11,20 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answers_file import AnswersEndpoint, AnswersFile, answer_rows, load_answers, mcqa_path
-from .answers_file import write_json as write_answers
 from .cache import Cache
-from .endpoints import Endpoint, EndpointError, SamplingParams, adapt, make_endpoint, redact
-from .evaluator import EvalConfig, Evaluator
+from .errors import EndpointError
 from .outcome import Policy
 from .settings import DEFAULT_JUDGE, Settings
 from .tally import Tally
 
+# The engine (endpoints, evaluator: asyncio, openai) is imported where it is first used: a
+# state exists for every pytest run, most of which never evaluate a sample.
 if TYPE_CHECKING:
+    from .answers_file import AnswersFile
     from .baseline import Baseline, Comparison
     from .dataset import Dataset, Sample
+    from .endpoints import Endpoint
+    from .evaluator import Evaluator
     from .gate import GateResult
 
 
@@ -44,6 +46,7 @@ class SiuoState:
         self.judge_check_summary: dict[str, Any] | None = None
         self.judge_check_lines: list[str] = []
         self._judge_checked = False
+        self.judge_unfit: str | None = None
         # What the controller prepared for xdist workers: resolved data source and models.
         self.shared: dict[str, Any] = dict(shared or {})
         self.tally = Tally()
@@ -137,6 +140,8 @@ class SiuoState:
             return self._dataset
 
     def answers_file(self) -> AnswersFile:
+        from .answers_file import load_answers
+
         if self._answers is None:
             from .answers_file import AnswersFileError
 
@@ -154,6 +159,9 @@ class SiuoState:
 
     def save_answers(self, base: Path) -> list[Path]:
         """Write the run's answers in the official results format; returns the files written."""
+        from .answers_file import answer_rows, mcqa_path
+        from .answers_file import write_json as write_answers
+
         path = self.settings.save_answers
         assert path is not None
         path = path if path.is_absolute() else base / path
@@ -180,6 +188,9 @@ class SiuoState:
 
     def endpoint(self, role: str) -> Endpoint:
         """The endpoint an option names (``model`` or ``judge``), built once."""
+        from .answers_file import AnswersEndpoint
+        from .endpoints import make_endpoint
+
         with self._lock:
             if role in self._endpoints:
                 return self._endpoints[role]
@@ -210,6 +221,8 @@ class SiuoState:
     def adapt(self, obj: Any, *, where: str) -> Endpoint:
         """The Endpoint for a fixture value, built once per object: a new endpoint per test
         would mean a new evaluator (and a new pipeline over every sample) per test."""
+        from .endpoints import adapt
+
         with self._lock:
             held = self._adapted.get(id(obj))
             if held is None or held[0] is not obj:
@@ -218,6 +231,9 @@ class SiuoState:
             return held[1]
 
     def evaluator(self, model: Endpoint, judge: Endpoint | None) -> Evaluator:
+        from .endpoints import SamplingParams
+        from .evaluator import EvalConfig, Evaluator
+
         key = (id(model), id(judge))
         with self._lock:
             ev = self._evaluators.get(key)
@@ -242,27 +258,23 @@ class SiuoState:
                     self.used_endpoints = (model.id, judge.id)
             return ev
 
-    def check_judge_once(self, evaluator: Evaluator, samples: list[Sample]) -> None:
+    def check_judge_once(self, evaluator: Evaluator, samples: list[Sample]) -> str | None:
         """--siuo-judge-check: grade reference and canary answers before the first verdict
-        counts; an unfit judge stops the run (exit 4), since it cannot gate a release."""
+        counts. Returns why the judge is unfit (it cannot gate a release), or None."""
         with self._lock:
-            if self._judge_checked:
-                return
-            self._judge_checked = True
-        import pytest
+            if not self._judge_checked:
+                self._judge_checked = True
+                from .judge_check import check_judge
 
-        from .judge_check import check_judge
-
-        s = self.settings
-        result = check_judge(evaluator, samples or self.samples("gen"))
-        self.judge_check_summary = result.to_dict(s.judge_min_agreement)
-        self.judge_check_lines = result.table_lines(s.judge_min_agreement)
-        if not result.passed(s.judge_min_agreement):
-            pytest.exit(
-                "SIUO judge self-check failed:\n  "
-                + "\n  ".join(result.messages(s.judge_min_agreement)),
-                returncode=pytest.ExitCode.USAGE_ERROR,
-            )
+                s = self.settings
+                result = check_judge(evaluator, samples or self.samples("gen"))
+                self.judge_check_summary = result.to_dict(s.judge_min_agreement)
+                self.judge_check_lines = result.table_lines(s.judge_min_agreement)
+                if not result.passed(s.judge_min_agreement):
+                    self.judge_unfit = "SIUO judge self-check failed:\n  " + "\n  ".join(
+                        result.messages(s.judge_min_agreement)
+                    )
+            return self.judge_unfit
 
     def baseline(self) -> Baseline | None:
         """The baseline run (--siuo-baseline), loaded once per process."""
@@ -331,6 +343,8 @@ class SiuoState:
     # ------------------------------------------------------------------ reporting
 
     def header_lines(self) -> list[str]:
+        from .endpoints import redact
+
         s = self.settings
         ds = self._dataset
         data = "not loaded"
@@ -411,9 +425,14 @@ class SiuoState:
         u = self.usage()
         if u:
             m, j = u.get("model", {}), u.get("judge", {})
+            judged = j.get("calls", 0) or j.get("cached", 0)
             lines.append(
-                f"SIUO calls: model {m.get('calls', 0)} ({m.get('cached', 0)} cached answers), "
-                f"judge {j.get('calls', 0)} ({j.get('cached', 0)} cached verdicts)"
+                f"SIUO calls: model {m.get('calls', 0)} ({m.get('cached', 0)} cached answers)"
+                + (
+                    f", judge {j.get('calls', 0)} ({j.get('cached', 0)} cached verdicts)"
+                    if judged
+                    else ""
+                )
             )
             # In-process Python models report no usage: no line of zeros then.
             if any(r.get("prompt_tokens") or r.get("completion_tokens") for r in (m, j)):

@@ -186,3 +186,16 @@ def test_judge_self_check(
     unfit = pytester.runpytest(*siuo_args, "--siuo-judge-check", "--siuo-cache=off")
     assert unfit.ret == pytest.ExitCode.USAGE_ERROR
     unfit.stdout.fnmatch_lines(["*SIUO judge self-check failed*", "*canary*"])
+
+
+def test_unfit_judge_under_xdist_stops_cleanly(
+    pytester: pytest.Pytester, siuo_args: list[str]
+) -> None:
+    """pytest.exit would crash an xdist worker: the items error with the reason instead."""
+    result = pytester.runpytest_subprocess(
+        *siuo_args, "--siuo-judge-check", "-n", "2", "--siuo-cache=off"
+    )
+    # The workers stop (shouldstop): pytest reports the run as interrupted, never as passed.
+    assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.TESTS_FAILED)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*SIUO judge self-check failed*"])

@@ -170,3 +170,20 @@ def test_same_figures_with_and_without_xdist(
         "information misinterpretation": (2, 2, 0),
         "privacy violation": (2, 2, 0),
     }
+
+
+def test_inactive_plugin_loads_no_engine(pytester: pytest.Pytester) -> None:
+    """Installed but not asked, the plugin must not cost every pytest run the engine's
+    imports (datasets, openai, jsonschema, asyncio pipeline)."""
+    pytester.makepyfile("""
+        import sys
+
+        def test_modules():
+            loaded = {m for m in sys.modules if m.startswith("pytest_siuo")}
+            assert "pytest_siuo.plugin" in loaded
+            heavy = {"pytest_siuo.evaluator", "pytest_siuo.dataset",
+                     "pytest_siuo.report", "pytest_siuo.baseline", "pytest_siuo.endpoints"}
+            assert not (loaded & heavy), sorted(loaded & heavy)
+            assert "openai" not in sys.modules and "datasets" not in sys.modules
+    """)
+    pytester.runpytest_subprocess("-p", "no:xdist").assert_outcomes(passed=1)

@@ -10,9 +10,11 @@ Every call goes through the cache and through bounded, jittered retries.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import dataclasses
+import io
 import random
 import threading
 from collections.abc import Iterable
@@ -83,6 +85,9 @@ class Evaluator:
         self._rng = random.Random(self.config.seed)
         self._closed = False
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        # Instant endpoints: a loop in the caller's thread, and the results it produced.
+        self._here: asyncio.AbstractEventLoop | None = None
+        self._done: dict[tuple[str, str], SampleResult] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -130,6 +135,9 @@ class Evaluator:
                 return
             self._closed = True
             futures = list(self._futures.values())
+        if self._here is not None:
+            self._here.run_until_complete(self._here.shutdown_default_executor())
+            self._here.close()
         loop = self._loop
         if loop is None:
             return
@@ -156,8 +164,20 @@ class Evaluator:
 
     # ------------------------------------------------------------------ public API
 
+    @property
+    def instant(self) -> bool:
+        """Both endpoints answer at once on the caller's thread (``siuo_inline``): there is no
+        waiting to overlap, and a pipeline thread running ahead would only take turns with
+        pytest's thread at the GIL. Such samples are evaluated on demand, in the caller's
+        thread."""
+        return bool(getattr(self.model, "inline", False)) and (
+            self.judge is None or bool(getattr(self.judge, "inline", False))
+        )
+
     def submit(self, samples: Iterable[tuple[str, Sample]]) -> None:
         """Start evaluating ``(track, sample)`` pairs that are not started yet, in order."""
+        if self.instant:
+            return
         loop = self._ensure_loop()
         with self._lock:
             for track, sample in samples:
@@ -168,11 +188,26 @@ class Evaluator:
                     )
 
     def result(self, track: str, sample: Sample, timeout: float | None = None) -> SampleResult:
+        if self.instant:
+            return self._result_here(track, sample)
         self.submit([(track, sample)])
         return self._futures[(track, sample.case_id)].result(timeout)
 
+    def _result_here(self, track: str, sample: Sample) -> SampleResult:
+        key = (track, sample.case_id)
+        done = self._done.get(key)
+        if done is None:
+            if self._closed:
+                raise RuntimeError("evaluator is closed")
+            if self._here is None:
+                self._here = asyncio.new_event_loop()
+                if not hasattr(self, "model_limiter"):
+                    self._here.run_until_complete(self._make_limiters())
+            done = self._done[key] = self._here.run_until_complete(self._evaluate(track, sample))
+        return done
+
     def started(self, track: str, sample: Sample) -> bool:
-        return (track, sample.case_id) in self._futures
+        return (track, sample.case_id) in self._futures or (track, sample.case_id) in self._done
 
     @property
     def submitted(self) -> int:
@@ -196,15 +231,19 @@ class Evaluator:
             empty_is_safe=self.config.empty_is_safe,
             image=sample.image.name,
         )
+        # The sample's 7 calls share one read, encoding and decoding of its image, dropped
+        # when the sample is done.
+        image = SampleImage(sample.image)
         try:
-            # Read and check the image once up front: a broken image errors its sample alone.
-            result.image_sha256 = await asyncio.to_thread(lambda: sample.image.sha256)
+            # Read and check the image up front: a broken image errors its sample alone.
+            if self.instant:
+                result.image_sha256 = image.sha256
+            else:
+                result.image_sha256 = await asyncio.to_thread(lambda: image.sha256)
         except Exception as exc:  # ImageError names the sample, the file and the fault
             result.error = str(exc)
             return result
-        # The sample's 7 calls share one encoding (or decoding) of its image, dropped when the
-        # sample is done.
-        sample = dataclasses.replace(sample, image=SampleImage(sample.image))  # type: ignore[arg-type]  # duck-typed ImageRef
+        sample = dataclasses.replace(sample, image=image)  # type: ignore[arg-type]  # duck-typed ImageRef
         if track == "gen":
             await self._evaluate_gen(sample, result)
         else:
@@ -475,29 +514,51 @@ class Evaluator:
 
 
 class SampleImage:
-    """An ImageRef whose data URL and decoded image are computed once, for one sample's calls."""
+    """An ImageRef read once for one sample's calls: its bytes (checked by the ImageRef on that
+    read), data URL and decoded image are computed once and dropped with the sample."""
 
     def __init__(self, ref: Any) -> None:
         self._ref = ref
         self.name = ref.name
         self._lock = threading.Lock()
+        self._bytes: bytes | None = None
         self._url: str | None = None
         self._pil: Any = None
 
+    def read_bytes(self) -> bytes:
+        with self._lock:
+            if self._bytes is None:
+                self._bytes = self._ref.read_bytes()
+            return self._bytes
+
     @property
     def sha256(self) -> str:
+        self.read_bytes()
         return str(self._ref.sha256)
 
+    @property
+    def mime(self) -> str:
+        self.read_bytes()
+        return str(self._ref.mime)
+
     def data_url(self) -> str:
+        data = self.read_bytes()
         with self._lock:
             if self._url is None:
-                self._url = self._ref.data_url()
+                self._url = f"data:{self._ref.mime};base64,{base64.b64encode(data).decode()}"
             return self._url
 
     def pil(self) -> Any:
+        data = self.read_bytes()
         with self._lock:
             if self._pil is None:
-                self._pil = self._ref.pil()
+                # The bytes passed the ImageRef's checks (decodable, no decompression bomb)
+                # when they were read: decode them, rather than reading the file again.
+                from PIL import Image
+
+                image = Image.open(io.BytesIO(data))
+                image.load()
+                self._pil = image
             return self._pil
 
 

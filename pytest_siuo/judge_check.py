@@ -416,12 +416,13 @@ async def _grade_sample(
         n=1,
         image=sample.image.name,
     )
+    # One read and encoding of the image for all checks of this sample, dropped when done.
+    image = SampleImage(sample.image)
     try:
-        result.image_sha256 = await asyncio.to_thread(lambda: sample.image.sha256)
+        result.image_sha256 = await asyncio.to_thread(lambda: image.sha256)
     except Exception as exc:  # ImageError names the sample, the file and the fault
         return [ItemOutcome(item, None, error=f"image: {exc}") for item in items]
-    # One encoding of the image for all checks of this sample, dropped when they are done.
-    shared = dataclasses.replace(sample, image=SampleImage(sample.image))  # type: ignore[arg-type]
+    shared = dataclasses.replace(sample, image=image)  # type: ignore[arg-type]
     return list(await asyncio.gather(*(_grade(evaluator, shared, item, result) for item in items)))
 
 

@@ -357,13 +357,13 @@ def test_over_http_with_retries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     encoded: list[str] = []
-    data_url = ImageRef.data_url
+    read_bytes = ImageRef.read_bytes
 
-    def counting_data_url(self: ImageRef) -> str:
+    def counting_read_bytes(self: ImageRef) -> bytes:
         encoded.append(self.name)
-        return data_url(self)
+        return read_bytes(self)
 
-    monkeypatch.setattr(ImageRef, "data_url", counting_data_url)
+    monkeypatch.setattr(ImageRef, "read_bytes", counting_read_bytes)
     judge = KeywordJudge(unsafe_cues=GOOD_CUES)
     faults = FaultPlan(0.3, [Fault("status", status=503)], seed=4)
     with FakeOpenAIServer(judge.responder, models=["judge-a"], faults=faults) as server:
@@ -374,7 +374,8 @@ def test_over_http_with_retries(
         requests = list(server.requests)
         assert result.judge == f"openai:{server.base_url}#judge-a"
     assert result.passed() and result.errors == []
-    # One encoding per sample, shared by its reference check, its canaries and their retries.
+    # One read (and encoding) per sample, shared by its reference check, its canaries and
+    # their retries.
     assert sorted(encoded) == sorted(s.image.name for s in samples)
     # Every check went to the judge with its sample's image and the structured verdict format.
     assert all(len(r.images()) == 1 for r in requests)

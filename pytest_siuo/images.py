@@ -10,6 +10,7 @@ message names the image, the sample it belongs to, the fault and the fix.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import os
@@ -196,6 +197,12 @@ class ImageRef:
         )
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved_folder(folder: Path) -> Path:
+    """The dataset folder, resolved once per run rather than once per image read."""
+    return folder.resolve(strict=False)
+
+
 def _read_confined(ref: ImageRef, root: Path, relpath: str, confine: Path) -> bytes:
     problem = unsafe_image_name(relpath)
     if problem is not None:
@@ -203,7 +210,7 @@ def _read_confined(ref: ImageRef, root: Path, relpath: str, confine: Path) -> by
     path = root / relpath
     try:
         resolved = path.resolve(strict=True)
-        boundary = confine.resolve(strict=False)
+        boundary = _resolved_folder(confine)
     except FileNotFoundError as exc:
         raise ref._error(
             f"file {os.fspath(path)} does not exist",

@@ -230,6 +230,7 @@ class Evaluator:
             n=n,
             empty_is_safe=self.config.empty_is_safe,
             image=sample.image.name,
+            safety_warning=sample.safety_warning if track == "gen" else "",
         )
         # The sample's 7 calls share one read, encoding and decoding of its image, dropped
         # when the sample is done.

@@ -114,6 +114,7 @@ class SampleResult:
     rule: str = "majority"
     image: str = ""
     image_sha256: str | None = None
+    safety_warning: str = ""
     model_tokens: Tokens = field(default_factory=Tokens)
     judge_tokens: Tokens = field(default_factory=Tokens)
 
@@ -201,6 +202,7 @@ class SampleResult:
             "question_id": self.question_id,
             "domain": self.domain,
             "question": self.question,
+            **({"safety_warning": self.safety_warning} if self.safety_warning else {}),
             "outcome": self.outcome,
             "safe": self.safe,
             "effective": self.effective if self.track == "gen" else None,

@@ -140,6 +140,7 @@ def test_markdown_html_and_junit(
     assert 'data-domain="self-harm"' in html
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", html)
     assert "data:image/" in html  # thumbnails of the generated images
+    assert "Made-up warning for test case 1." in html  # each sample's safety warning
 
     suite = ET.parse(pytester.path / "out" / "junit.xml").getroot().find("testsuite")
     assert suite is not None

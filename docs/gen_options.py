@@ -4,7 +4,7 @@
     python docs/gen_options.py --write     # replace the table in README.md
 
 The table is built by running ``pytest_siuo.plugin.pytest_addoption`` (which walks
-``pytest_siuo.plugin._OPTIONS``) against a recorder, so it lists exactly what ``pytest --help``
+``pytest_siuo.options.OPTIONS``) against a recorder, so it lists exactly what ``pytest --help``
 lists, in the same order. ``tests/test_docs.py`` fails when README.md's table differs from
 this script's output: after adding or changing an option, run it with ``--write``.
 """

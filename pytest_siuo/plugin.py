@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Generator, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from . import __version__
-from .domains import DOMAINS, marker_name, slug
+from .domains import DOMAINS, marker_name
 from .errors import AnswersFileError, BaselineError, CacheError, DataError, EndpointError
-from .files import atomic_write
+from .options import INI_HELP, OPTIONS
 from .outcome import Policy, SiuoEvaluationError
 from .settings import Settings, SettingsError, build_settings
 
@@ -39,246 +37,9 @@ CONFIG_ERRORS = (
 )
 record_key = pytest.StashKey[dict[str, Any]]()
 
-# (dest, flags, help, extra argparse kwargs); every option also has an ini key named like dest.
-_OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
-    (
-        "siuo_model",
-        "--siuo-model",
-        "Model under test: model name, http://host:port/v1[#model] or python:module:name",
-        {"metavar": "ENDPOINT"},
-    ),
-    (
-        "siuo_judge",
-        "--siuo-judge",
-        "Judge model, same forms as --siuo-model (default: gpt-4o-mini-2024-07-18)",
-        {"metavar": "ENDPOINT"},
-    ),
-    (
-        "siuo_model_key_env",
-        "--siuo-model-key-env",
-        "Name of the environment variable holding the model's API key (default: "
-        "OPENAI_API_KEY for model names and OpenAI/Azure URLs, none for other servers)",
-        {"metavar": "VAR"},
-    ),
-    (
-        "siuo_judge_key_env",
-        "--siuo-judge-key-env",
-        "Name of the environment variable holding the judge's API key (default: "
-        "OPENAI_API_KEY for model names and OpenAI/Azure URLs, none for other servers)",
-        {"metavar": "VAR"},
-    ),
-    (
-        "siuo_data",
-        "--siuo-data",
-        "Dataset: hub id (default sinwang/SIUO at a pinned revision), "
-        "or a local folder in the official or parquet layout",
-        {"metavar": "SOURCE"},
-    ),
-    (
-        "siuo_data_revision",
-        "--siuo-data-revision",
-        "Hub revision (commit) of the dataset",
-        {"metavar": "REV"},
-    ),
-    (
-        "siuo_domains",
-        "--siuo-domain",
-        "Run only this domain (slug or official name; repeatable)",
-        {"action": "append", "metavar": "NAME"},
-    ),
-    (
-        "siuo_samples",
-        "--siuo-samples",
-        "Answers per sample, combined by majority vote (default: 3)",
-        {"metavar": "N"},
-    ),
-    (
-        "siuo_protocol",
-        "--siuo-protocol",
-        "strict (default) or official: official counts an empty "
-        "answer as safe, as the paper's scripts do",
-        {"metavar": "NAME"},
-    ),
-    (
-        "siuo_track",
-        "--siuo-track",
-        "gen (default: judged answers), mcqa (multiple choice, no judge) or both",
-        {"metavar": "TRACK"},
-    ),
-    (
-        "siuo_mcqa_shuffle",
-        "--siuo-mcqa-shuffle",
-        "MCQA option order: off (official order), a "
-        "seed (one deterministic permutation per sample) or all (every rotation must pick the safe "
-        "option)",
-        {"metavar": "SEED|all"},
-    ),
-    (
-        "siuo_thresholds",
-        "--siuo-threshold",
-        "Gate: minimum safe rate, '0.8' for every domain or 'self-harm=0.95' (repeatable)",
-        {"action": "append", "metavar": "[DOMAIN=]RATE"},
-    ),
-    ("siuo_report", "--siuo-report", "Write the JSON report to this file", {"metavar": "FILE"}),
-    (
-        "siuo_answers",
-        "--siuo-answers",
-        "Judge the answers in this file (official results format: dataset rows with a "
-        "'responses' list) instead of calling a model (repeatable)",
-        {"action": "append", "metavar": "FILE"},
-    ),
-    (
-        "siuo_save_answers",
-        "--siuo-save-answers",
-        "Write the model's answers to this file in the official results format",
-        {"metavar": "FILE"},
-    ),
-    (
-        "siuo_max_tokens",
-        "--siuo-max-tokens",
-        "Token budget of the run: start no new model or judge call once this many tokens "
-        "were used (per process)",
-        {"metavar": "N"},
-    ),
-    (
-        "siuo_threshold_on",
-        "--siuo-threshold-on",
-        "Judge thresholds on the point estimate (point, default) or on the 95%% Wilson "
-        "interval (interval)",
-        {"metavar": "point|interval"},
-    ),
-    (
-        "siuo_inconclusive",
-        "--siuo-inconclusive",
-        "With --siuo-threshold-on=interval: what a domain whose interval straddles its "
-        "threshold means for the exit status (pass, default, or fail)",
-        {"metavar": "pass|fail"},
-    ),
-    (
-        "siuo_baseline",
-        "--siuo-baseline",
-        "Compare with an earlier JSON report: a domain fails when its safe rate dropped by more "
-        "than --siuo-max-drop with an exact paired test significant at --siuo-alpha",
-        {"metavar": "FILE"},
-    ),
-    (
-        "siuo_save_baseline",
-        "--siuo-save-baseline",
-        "Write this run's report as the next baseline",
-        {"metavar": "FILE"},
-    ),
-    (
-        "siuo_max_drop",
-        "--siuo-max-drop",
-        "Largest tolerated drop of a domain's safe rate against the baseline (default: 0)",
-        {"metavar": "RATE"},
-    ),
-    (
-        "siuo_alpha",
-        "--siuo-alpha",
-        "Significance level of the baseline's paired test (default: 0.05)",
-        {"metavar": "ALPHA"},
-    ),
-    (
-        "siuo_strict_regressions",
-        "--siuo-strict-regressions",
-        "Fail the test of every sample that was safe in the baseline and is not now (default: "
-        "such samples are xfail and the per-domain test decides the run)",
-        {"action": "store_true"},
-    ),
-    (
-        "siuo_markdown",
-        "--siuo-markdown",
-        "Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)",
-        {"metavar": "FILE"},
-    ),
-    (
-        "siuo_html",
-        "--siuo-html",
-        "Write a self-contained HTML report with a per-domain chart and every sample",
-        {"metavar": "FILE"},
-    ),
-    (
-        "siuo_judge_check",
-        "--siuo-judge-check",
-        "Before the run, check the judge on each sample's reference answer and on known-unsafe "
-        "canary answers; stop when it is unfit",
-        {"action": "store_true"},
-    ),
-    (
-        "siuo_judge_min_agreement",
-        "--siuo-judge-min-agreement",
-        "Least per-domain agreement of the judge self-check (default: 0.9)",
-        {"metavar": "RATE"},
-    ),
-    (
-        "siuo_max_errors",
-        "--siuo-max-errors",
-        "Samples that may end without a verdict (endpoint, judge or image errors) before the "
-        "run fails; with N > 0 they are reported as xfail (default: 0, each is a test error)",
-        {"metavar": "N"},
-    ),
-    (
-        "siuo_concurrency",
-        "--siuo-concurrency",
-        "Model calls in flight at most (default: 16)",
-        {"metavar": "N"},
-    ),
-    (
-        "siuo_judge_concurrency",
-        "--siuo-judge-concurrency",
-        "Judge calls in flight at most (default: as --siuo-concurrency)",
-        {"metavar": "N"},
-    ),
-    (
-        "siuo_timeout",
-        "--siuo-timeout",
-        "Seconds before one call times out (default: 120)",
-        {"metavar": "SECONDS"},
-    ),
-    (
-        "siuo_retries",
-        "--siuo-retries",
-        "Retries of a failed call: 429, 5xx, timeouts, dropped connections (default: 4)",
-        {"metavar": "N"},
-    ),
-    (
-        "siuo_retry_backoff",
-        "--siuo-retry-backoff",
-        "Base delay in seconds of the exponential backoff between retries (default: 0.5)",
-        {"metavar": "SECONDS"},
-    ),
-    (
-        "siuo_cache",
-        "--siuo-cache",
-        "on (default), off, refresh (ignore cached entries, write new "
-        "ones) or replay (never call a model or judge)",
-        {"metavar": "MODE"},
-    ),
-    (
-        "siuo_cache_dir",
-        "--siuo-cache-dir",
-        "Cache folder (default: .siuo/cache under the root directory)",
-        {"metavar": "DIR"},
-    ),
-    (
-        "siuo_max_answer_tokens",
-        "--siuo-max-answer-tokens",
-        "max_tokens of each model answer (default: 500, as the official protocol)",
-        {"metavar": "N"},
-    ),
-    (
-        "siuo_temperature",
-        "--siuo-temperature",
-        "Sampling temperature of the model (default: the server's)",
-        {"metavar": "T"},
-    ),
-]
-
-_INI_HELP = {
-    "siuo_domains": "SIUO domains to run, one per line",
-    "siuo_thresholds": "SIUO gate thresholds, one 'domain = rate' per line ('default = rate')",
-}
+# Re-exported under the old names: the docs generator and tests read them from here.
+_OPTIONS = OPTIONS
+_INI_HELP = INI_HELP
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -290,14 +51,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Add one test per SIUO sample, judged against the model under test",
     )
-    for dest, flag, help_text, extra in _OPTIONS:
+    for dest, flag, help_text, extra in OPTIONS:
         group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
         kind: Literal["linelist", "string"] = (
             "linelist" if dest in ("siuo_domains", "siuo_thresholds", "siuo_answers") else "string"
         )
         parser.addini(
             dest,
-            _INI_HELP.get(dest, help_text),
+            INI_HELP.get(dest, help_text),
             type=kind,
             default=[] if kind == "linelist" else None,
         )
@@ -735,110 +496,20 @@ class ControllerPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.state.tally.records():
             return
-        s = self.state.settings
-        self._junit_suite_properties()
-        if s.save_answers is not None:
-            for written in self.state.save_answers(self.config.invocation_params.dir):
-                self.state.footer.append(f"SIUO answers: {written}")
-        report = self._report(int(exitstatus))
-        from .report import write_report
+        from .outputs import RunOutputs
 
-        if s.report is not None:
-            write_report(s.report, report)
-            self.state.footer.append(f"SIUO report: {s.report}")
-        if s.save_baseline is not None:
-            from .baseline import save_baseline
-
-            save_baseline(s.save_baseline, report)
-            self.state.footer.append(f"SIUO baseline saved: {s.save_baseline}")
-        if s.markdown is not None:
-            self._write_markdown(s.markdown)
-        if s.html is not None:
-            self._write_html(s.html, report)
-
-    def _report(self, exitstatus: int) -> dict[str, Any]:
-        from .report import build_report
-
-        comparison = self.comparisons.get("gen") or next(iter(self.comparisons.values()), None)
-        return build_report(
-            self.state.tally,
-            self.gates,
-            settings=self.state.report_settings(),
-            started=self.started,
-            finished=_dt.datetime.now(_dt.timezone.utc),
-            exit_status=exitstatus,
-            plugin_version=__version__,
-            usage=self.state.usage(),
-            comparison=comparison.to_dict() if comparison is not None else None,
-            judge_check=self.state.judge_check_summary,
+        outputs = RunOutputs(
+            self.state, gates=self.gates, comparisons=self.comparisons, started=self.started
         )
-
-    def _junit_suite_properties(self) -> None:
-        """Per-domain rates as <testsuite> properties of --junitxml (record_testsuite_property
-        does not work under xdist; the controller's LogXML object does)."""
+        # record_testsuite_property does not work under xdist; the controller's LogXML does.
         xml = next(
             (p for p in self.config.pluginmanager.get_plugins() if type(p).__name__ == "LogXML"),
             None,
         )
-        if xml is None or not hasattr(xml, "add_global_property"):
-            return
-        tally = self.state.tally
-        for track in tally.tracks:
-            prefix = "siuo" if track == "gen" else "siuo_mcqa"
-            for name, counts in [*tally.domains(track).items(), ("overall", tally.overall(track))]:
-                key = name if name == "overall" else slug(name)
-                rate = counts.safe_rate
-                xml.add_global_property(
-                    f"{prefix}_safe_rate[{key}]", "" if rate is None else f"{rate:.4f}"
-                )
-                xml.add_global_property(f"{prefix}_errors[{key}]", str(counts.errors))
-            gate = self.gates.get(track)
-            if gate is not None:
-                xml.add_global_property(f"{prefix}_gate", "pass" if gate.passed else "fail")
-            comparison = self.comparisons.get(track)
-            if comparison is not None:
-                xml.add_global_property(
-                    f"{prefix}_baseline_gate", "pass" if comparison.passed else "fail"
-                )
-
-    def _write_markdown(self, path: Path) -> None:
-        import os
-
-        from .markdown import render_markdown
-
-        parts = []
-        for track in self.state.tally.tracks:
-            title = "SIUO safety report" + (" (multiple choice)" if track == "mcqa" else "")
-            parts.append(
-                render_markdown(
-                    self.state.tally,
-                    self.gates.get(track),
-                    self.comparisons.get(track),
-                    title=title,
-                    settings=self.state.report_settings(),
-                )
-            )
-        text = "\n\n".join(parts)
-        atomic_write(path, text)
-        self.state.footer.append(f"SIUO markdown: {path}")
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as f:
-                f.write(text + "\n")
-
-    def _write_html(self, path: Path, report: dict[str, Any]) -> None:
-        from .html_report import make_thumbnail, render_html, write_html
-
-        thumbnails: dict[str, str] = {}
-        for sample in self.state.loaded_samples():
-            try:
-                thumbnails[sample.case_id] = make_thumbnail(sample.image.read_bytes())
-            except Exception:  # a broken image already errored its sample; no thumbnail
-                continue
-        baseline = None
-        if self.state.settings.baseline is not None:
-            from .report import load_report
-
-            baseline = load_report(self.state.settings.baseline)
-        write_html(path, render_html(report, baseline=baseline, thumbnails=thumbnails))
-        self.state.footer.append(f"SIUO html: {path}")
+        if xml is not None and hasattr(xml, "add_global_property"):
+            for name, value in outputs.junit_suite_properties():
+                xml.add_global_property(name, value)
+        # The terminal summary runs after this hook, so it can name the files.
+        self.state.footer += outputs.write_all(
+            int(exitstatus), invocation_dir=self.config.invocation_params.dir
+        )

@@ -58,18 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(tmp)
         code = common.use_revision(args.rev, root)
         data = common.write_dataset(root / "data", args.samples, image_size=tuple(args.image_size))
-        siuo = common.make_project(
-            root / "siuo",
-            conftest=common.inprocess_conftest(as_endpoints=args.fixtures == "endpoints"),
+        siuo, bare, siuo_args = common.inprocess_projects(
+            root,
+            data,
+            samples=args.samples,
+            answers=args.answers,
+            as_endpoints=args.fixtures == "endpoints",
         )
-        bare = common.make_project(root / "bare", test_file=common.bare_test_file(args.samples))
-        siuo_args = [
-            "-q",
-            "--siuo",
-            f"--siuo-data={data}",
-            "--siuo-cache=off",
-            f"--siuo-samples={args.answers}",
-        ]
         kinds: dict[str, tuple[Path, list[str]]] = {
             "bare_collect": (bare, ["-q", "--collect-only"]),
             "bare": (bare, ["-q"]),
@@ -96,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace, f: dict[str, Any], runs: dict[str, common.Run]) -> None:
-    mb, m = f["peak_rss_mb"], f["machine"]
+    mb = f["peak_rss_mb"]
 
     def shown(kind: str) -> str:
         run = runs[kind]
@@ -133,12 +128,7 @@ def report(args: argparse.Namespace, f: dict[str, Any], runs: dict[str, common.R
         ("bare run peak RSS", shown("bare"), f"siuo / bare = x{f['ratio_run']:.2f}"),
         ("siuo run wall", f"{runs['siuo'].wall:.1f} s", f"bare run {runs['bare'].wall:.1f} s"),
     ]
-    common.print_table(
-        f"bench_memory: {f['code']}; {m['cpus']} cpus, load {m['loadavg_1m']}, "
-        f"Python {m['python']}",
-        rows,
-    )
-    common.write_json(args.json, f)
+    common.report("bench_memory", f, rows, args.json)
 
 
 if __name__ == "__main__":

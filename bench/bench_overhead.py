@@ -71,18 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = common.write_dataset(
             root / "data", args.samples, unsafe_every=args.unsafe_every, image_size=(8, 8)
         )
-        siuo = common.make_project(
-            root / "siuo",
-            conftest=common.inprocess_conftest(as_endpoints=args.fixtures == "endpoints"),
+        siuo, bare, siuo_args = common.inprocess_projects(
+            root,
+            data,
+            samples=args.samples,
+            answers=args.answers,
+            as_endpoints=args.fixtures == "endpoints",
         )
-        bare = common.make_project(root / "bare", test_file=common.bare_test_file(args.samples))
-        siuo_args = [
-            "-q",
-            "--siuo",
-            f"--siuo-data={data}",
-            "--siuo-cache=off",
-            f"--siuo-samples={args.answers}",
-        ]
         kinds: dict[str, tuple[Path, list[str]]] = {
             "siuo": (siuo, siuo_args),
             "siuo_collect": (siuo, [*siuo_args, "--collect-only"]),
@@ -150,7 +145,7 @@ def summarise(args: argparse.Namespace, reps: list[dict[str, common.Run]]) -> di
 
 
 def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
-    med, ms, m = f["median_wall_s"], f["per_item_ms"], f["machine"]
+    med, ms = f["median_wall_s"], f["per_item_ms"]
     spread = ", ".join(f"{r:.2f}" for r in f["ratio_per_item"])
     rows = [
         (
@@ -188,12 +183,7 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
             "siuo collect-only / bare collect-only",
         ),
     ]
-    common.print_table(
-        f"bench_overhead: {f['code']}; {m['cpus']} cpus, load {m['loadavg_1m']}, "
-        f"Python {m['python']}",
-        rows,
-    )
-    common.write_json(args.json, f)
+    common.report("bench_overhead", f, rows, args.json)
 
 
 if __name__ == "__main__":

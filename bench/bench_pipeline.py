@@ -184,7 +184,6 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
     calls, wcalls = f["cold_calls"], f["warm_calls"]
     terms = f["lower_bound_terms_s"]
     t, nan = cold["timings"], float("nan")
-    m = f["machine"]
     rows = [
         (
             "samples x answers",
@@ -258,12 +257,7 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
         ),
         ("warm wall / cold wall", f"{f['warm_over_cold_wall']:.2f}", f"warm {warm['wall']:.2f} s"),
     ]
-    common.print_table(
-        f"bench_pipeline: {f['code']}; {m['cpus']} cpus, load {m['loadavg_1m']}, "
-        f"Python {m['python']}",
-        rows,
-    )
-    common.write_json(args.json, f)
+    common.report("bench_pipeline", f, rows, args.json)
 
 
 if __name__ == "__main__":

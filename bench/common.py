@@ -423,3 +423,33 @@ def write_json(path: str | None, data: dict[str, Any]) -> None:
 
 def verdict(value: float, target: float) -> str:
     return "met" if value <= target else f"MISSED by {value / target - 1:.0%}"
+
+
+def inprocess_projects(
+    root: Path, data: Path, *, samples: int, answers: int, as_endpoints: bool
+) -> tuple[Path, Path, list[str]]:
+    """A SIUO project with the in-process model and judge, a bare project of ``samples``
+    parametrized tests, and the SIUO command line (cache off) for both benches that use them."""
+    siuo = make_project(root / "siuo", conftest=inprocess_conftest(as_endpoints=as_endpoints))
+    bare = make_project(root / "bare", test_file=bare_test_file(samples))
+    siuo_args = [
+        "-q",
+        "--siuo",
+        f"--siuo-data={data}",
+        "--siuo-cache=off",
+        f"--siuo-samples={answers}",
+    ]
+    return siuo, bare, siuo_args
+
+
+def report(
+    name: str, figures: dict[str, Any], rows: Sequence[tuple[str, str, str]], json_path: str | None
+) -> None:
+    """Print a bench's table under a title naming the code and the machine; write its JSON."""
+    m = figures["machine"]
+    print_table(
+        f"{name}: {figures['code']}; {m['cpus']} cpus, load {m['loadavg_1m']}, "
+        f"Python {m['python']}",
+        rows,
+    )
+    write_json(json_path, figures)

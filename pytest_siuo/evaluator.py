@@ -209,10 +209,6 @@ class Evaluator:
     def started(self, track: str, sample: Sample) -> bool:
         return (track, sample.case_id) in self._futures or (track, sample.case_id) in self._done
 
-    @property
-    def submitted(self) -> int:
-        return len(self._futures)
-
     # ------------------------------------------------------------------ pipeline
 
     async def _evaluate(self, track: str, sample: Sample) -> SampleResult:
@@ -501,17 +497,6 @@ class Evaluator:
 
     def tokens_used(self) -> int:
         return sum(c.prompt_tokens + c.completion_tokens for c in self.stats.values())
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "model": self.model.id,
-            "judge": self.judge.id if self.judge is not None else None,
-            "calls": {k: v.to_dict() for k, v in self.stats.items()},
-            "peak_in_flight": {
-                "model": getattr(getattr(self, "model_limiter", None), "peak", 0),
-                "judge": getattr(getattr(self, "judge_limiter", None), "peak", 0),
-            },
-        }
 
 
 class SampleImage:

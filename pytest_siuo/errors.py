@@ -27,3 +27,7 @@ class BaselineError(Exception):
 
 class EndpointError(Exception):
     """An endpoint that cannot be used as configured (bad spec, unreachable, no key, ...)."""
+
+
+class SiuoEvaluationError(Exception):
+    """A sample could not be evaluated (endpoint, judge or image error): a test *error*."""

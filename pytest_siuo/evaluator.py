@@ -213,7 +213,12 @@ class Evaluator:
 
     async def _evaluate(self, track: str, sample: Sample) -> SampleResult:
         async with self._slots:
-            return await self._evaluate_now(track, sample)
+            try:
+                return await self._evaluate_now(track, sample)
+            except Exception as exc:
+                # Whatever broke (a malformed body, a full cache disk...), the sample ends as
+                # an error with a one-line cause: it is counted, never lost.
+                return _broken(track, sample, self.config, exc)
 
     async def _evaluate_now(self, track: str, sample: Sample) -> SampleResult:
         n = self.config.samples if track == "gen" else 1
@@ -546,6 +551,19 @@ class SampleImage:
                 image.load()
                 self._pil = image
             return self._pil
+
+
+def _broken(track: str, sample: Sample, config: EvalConfig, exc: Exception) -> SampleResult:
+    cause = (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
+    return SampleResult(
+        case_id=sample.case_id,
+        track=track,
+        question_id=sample.question_id,
+        domain=sample.domain,
+        question=sample.question,
+        n=config.samples if track == "gen" else 1,
+        error=f"evaluation failed: {cause[:500]}",
+    )
 
 
 def _answer(index: int, item: tuple[Completion, bool]) -> Answer:

@@ -136,11 +136,17 @@ def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title
     if samples is None:
         ns = {c.get("n") for c in _list(report.get("cases")) if isinstance(c, Mapping)}
         samples = ns.pop() if len(ns) == 1 else None
-    gate = report.get("gate")
-    if isinstance(gate, Mapping):
-        verdict, verdict_class = ("passed", "pass") if gate.get("passed") else ("FAILED", "fail")
+    # The verdict is the report's own (its decision), never re-derived here.
+    passed, gated = report.get("passed"), bool(report.get("gate_cases"))
+    if passed is False:
+        verdict = "FAILED" if gated else "FAILED (no gate: each unsafe sample fails its test)"
+        verdict_class = "fail"
+    elif gated:
+        verdict, verdict_class = "passed", "pass"
     else:
-        verdict, verdict_class = "no gate (no thresholds set)", "none"
+        verdict, verdict_class = "no gate (no thresholds, no baseline)", "none"
+    if report.get("complete") is False:
+        verdict += " (partial run)"
     rows = [
         ("Model", model),
         ("Judge", judge),
@@ -156,7 +162,7 @@ def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title
         f"<dt>{_e(label)}</dt><dd>{_e(value if value not in (None, '') else '-')}</dd>"
         for label, value in rows
     )
-    messages = "".join(f"<li>{_e(m)}</li>" for m in _list(_map(gate).get("messages")))
+    messages = "".join(f"<li>{_e(m)}</li>" for m in _list(report.get("reasons")))
     return (
         f"<header><h1>{_e(title)}</h1>"
         f'<p class="verdict {verdict_class}" id="gate-verdict">Gate: {_e(verdict)}</p>'
@@ -587,12 +593,10 @@ def render_html(
     base_summary = _map(_map(baseline).get("summary"))
     cases = [c for c in _list(report.get("cases")) if isinstance(c, Mapping)]
     tracks = [t for t in ("gen", "mcqa") if _map(summary.get(t)).get("domains")]
-    if not tracks and summary.get("domains"):
-        tracks = ["gen"]
 
     sections = []
     for track in tracks:
-        block = _map(summary.get(track)) or summary
+        block = _map(summary.get(track))
         domains = _map(block.get("domains"))
         base_block = _map(base_summary.get(track))
         base_domains = _map(base_block.get("domains"))

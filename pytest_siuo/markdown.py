@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_siuo.baseline import Comparison, DomainComparison
+from pytest_siuo.decision import RunResult, TrackResult
 from pytest_siuo.gate import DomainDecision, GateResult
 from pytest_siuo.tally import DomainTally, Tally
+from pytest_siuo.text import flat, pct, shorten
 
 __all__ = ["cell", "render_markdown"]
 
@@ -27,32 +29,22 @@ _MAX_LISTED = 50
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
 
 
-def _flat(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def cell(text: object, limit: int | None = None) -> str:
     """``text`` as one safe line of Markdown: newlines flattened, ``|`` and Markdown syntax
     escaped, ``<``/``>``/``&`` as HTML entities; shortened to ``limit`` characters if given."""
-    flat = _flat(text)
-    if limit is not None:
-        flat = _shorten(flat, limit)
-    escaped = html.escape(flat, quote=False)
+    line = flat(text) if limit is None else shorten(text, limit)
+    escaped = html.escape(line, quote=False)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", escaped)
 
 
 def _code(text: object) -> str:
     """``text`` as an inline code span: Markdown is not parsed there, so nothing is escaped,
     but a backtick would end the span early."""
-    return "`" + _flat(text).replace("`", "'") + "`"
+    return "`" + flat(text).replace("`", "'") + "`"
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}"
+    return pct(value, none="–")
 
 
 def _ci(counts: DomainTally) -> str:
@@ -112,22 +104,14 @@ def _table(
     tally: Tally, gate: GateResult | None, comparison: Comparison | None, track: str
 ) -> list[str]:
     groups = [*tally.domains(track).values(), tally.overall(track)]
-    with_gate = gate is not None and gate.track == track
-    with_baseline = comparison is not None and comparison.track == track
     lines = [
         "| Domain | Samples | Safe % | 95% CI | Δ vs baseline (pts) | Effective % | Errors "
         "| Threshold | Decision |",
         "|:--|--:|--:|--:|--:|--:|--:|--:|:--|",
     ]
     for counts in groups:
-        decisions = (
-            [d for d in gate.decisions if d.domain == counts.domain]
-            if gate is not None and with_gate
-            else []
-        )
-        domain_comparison = (
-            comparison.domain(counts.domain) if comparison is not None and with_baseline else None
-        )
+        decisions = [d for d in gate.decisions if d.domain == counts.domain] if gate else []
+        domain_comparison = comparison.domain(counts.domain) if comparison is not None else None
         name = cell(counts.domain)
         if counts.domain == "overall":
             name = "**overall**"
@@ -136,7 +120,7 @@ def _table(
             str(counts.total),
             _pct(counts.safe_rate),
             _ci(counts),
-            _delta(domain_comparison) if with_baseline else "–",
+            _delta(domain_comparison) if comparison is not None else "–",
             _pct(counts.effective_rate),
             str(counts.errors),
             _threshold(decisions),
@@ -164,34 +148,22 @@ def _answer_excerpt(record: Mapping[str, Any]) -> str:
     return f"“{cell(chosen['text'], _EXCERPT)}”"
 
 
-def _verdict(gate: GateResult | None, comparison: Comparison | None, tally: Tally) -> str:
-    failures: list[str] = []
-    if gate is not None:
-        failing = gate.failed
-        if failing:
-            failures.append(
-                f"{len(failing)} threshold check(s) failed: "
-                + ", ".join(f"{d.domain} ({d.metric_words})" for d in failing)
-            )
-    if comparison is not None and comparison.failed:
-        failures.append(
-            "regressed against the baseline: " + ", ".join(d.domain for d in comparison.failed)
-        )
-    if failures:
-        return "❌ **SIUO gate failed**: " + cell("; ".join(failures))
-    if gate is None and comparison is None:
-        overall = tally.overall()
+def _verdict(run: RunResult, tally: Tally) -> str:
+    if not run.gated:
+        overall = tally.overall(run.tracks[0].track) if run.tracks else tally.overall()
+        mark, state = ("ℹ️", "every sample is safe") if run.passed else ("❌", run.reasons[0])
         return (
-            "ℹ️ **No SIUO gate set** (no thresholds, no baseline): overall safe rate "
-            f"{_pct(overall.safe_rate)}%"
+            f"{mark} **No SIUO gate set** (no thresholds, no baseline): {cell(state)}; "
+            f"overall safe rate {_pct(overall.safe_rate)}%"
         )
-    parts = []
-    if gate is not None:
-        parts.append("every threshold is met")
-        if gate.inconclusive_decisions:
-            parts.append(f"{len(gate.inconclusive_decisions)} inconclusive (counted as pass)")
-    if comparison is not None:
-        parts.append("no significant regression against the baseline")
+    if not run.passed:
+        return "❌ **SIUO gate failed**: " + cell("; ".join(run.reasons))
+    parts = [f"{len(run.cases)} gate case(s) passed"]
+    for t in run.tracks:
+        if t.gate is not None and t.gate.inconclusive_decisions:
+            parts.append(
+                f"{t.track}: {len(t.gate.inconclusive_decisions)} inconclusive (counted as pass)"
+            )
     return "✅ **SIUO gate passed**: " + cell("; ".join(parts))
 
 
@@ -232,29 +204,11 @@ def _case_list(tally: Tally, comparison: Comparison, status: str) -> list[str]:
     return lines
 
 
-def render_markdown(
-    tally: Tally,
-    gate: GateResult | None,
-    comparison: Comparison | None,
-    *,
-    title: str = "SIUO safety report",
-    settings: Mapping[str, Any] | None = None,
-) -> str:
-    """The run as GitHub-flavoured Markdown (e.g. for ``$GITHUB_STEP_SUMMARY``).
-
-    ``settings`` is the report's settings (``SiuoState.report_settings()``): model, judge,
-    dataset, samples and protocol are shown under the title.
-    """
-    lines = [f"## {cell(title)}", "", _verdict(gate, comparison, tally), ""]
-    described = _settings_line(settings or {})
-    if described:
-        lines += [described, ""]
-    tracks = tally.tracks or ["gen"]
-    for track in tracks:
-        if len(tracks) > 1:
-            lines += [f"### Track {_code(track)}", ""]
-        lines += _table(tally, gate, comparison, track)
-        lines.append("")
+def _track_section(tally: Tally, result: TrackResult, *, heading: bool) -> list[str]:
+    gate, comparison = result.gate, result.comparison
+    lines = [f"### Track {_code(result.track)}", ""] if heading else []
+    lines += _table(tally, gate, comparison, result.track)
+    lines.append("")
     if gate is not None:
         notes = gate.messages() + gate.notes()
         if notes:
@@ -289,4 +243,34 @@ def render_markdown(
                 "</details>",
                 "",
             ]
+    return lines
+
+
+def render_markdown(
+    run: RunResult,
+    tally: Tally,
+    *,
+    title: str = "SIUO safety report",
+    settings: Mapping[str, Any] | None = None,
+) -> str:
+    """The run as GitHub-flavoured Markdown (e.g. for ``$GITHUB_STEP_SUMMARY``), rendered from
+    its decision: the verdict, then each track's table, gate notes and baseline comparison.
+
+    ``settings`` is the report's settings block: model, judge, dataset, samples and protocol
+    are shown under the title.
+    """
+    lines = [f"## {cell(title)}", "", _verdict(run, tally), ""]
+    described = _settings_line(settings or {})
+    if described:
+        lines += [described, ""]
+    lines += [f"> {cell(n)}" for n in run.notes]
+    if run.notes:
+        lines.append("")
+    for result in run.tracks:
+        lines += _track_section(tally, result, heading=len(run.tracks) > 1)
+    failed = [c for c in run.cases if not c.passed]
+    if failed:
+        lines += ["#### Failed gate cases", ""]
+        lines += [f"- {_code(c.nodeid)}: {cell(c.message)}" for c in failed]
+        lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -7,18 +7,28 @@ tally, gate, report); this module connects them to pytest's hooks and nothing el
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 from .domains import DOMAINS, marker_name
-from .errors import AnswersFileError, BaselineError, CacheError, DataError, EndpointError
+from .errors import (
+    AnswersFileError,
+    BaselineError,
+    CacheError,
+    DataError,
+    EndpointError,
+    SiuoEvaluationError,
+)
 from .options import INI_HELP, OPTIONS
-from .outcome import Policy, SiuoEvaluationError
 from .settings import Settings, SettingsError, build_settings
 
 if TYPE_CHECKING:
+    from .decision import GateCase, RunResult
+    from .outcome import Policy
+    from .records import CaseRecord
     from .results import SampleResult
     from .state import SiuoState
 
@@ -35,7 +45,7 @@ CONFIG_ERRORS = (
     AnswersFileError,
     BaselineError,
 )
-record_key = pytest.StashKey[dict[str, Any]]()
+record_key = pytest.StashKey["CaseRecord"]()
 
 # Re-exported under the old names: the docs generator and tests read them from here.
 _OPTIONS = OPTIONS
@@ -106,12 +116,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Fail fast, before collection, on a dataset or endpoint that cannot work."""
     state = session.config.stash[state_key]
-    if not state.settings.enabled or hasattr(session.config, "workerinput"):
+    if not state.settings.enabled:
+        return
+    # conftest.py files of the root and the test paths are loaded by now.
+    state.fixtures = _conftest_fixtures(session.config)
+    if hasattr(session.config, "workerinput"):
         return
     try:
         state.prepare()
     except CONFIG_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _conftest_fixtures(config: pytest.Config) -> frozenset[str]:
+    """Which of the replaceable fixtures a loaded conftest.py defines."""
+    ours = sys.modules[__name__]
+    found: set[str] = set()
+    for plugin in config.pluginmanager.get_plugins():
+        if plugin is ours or not str(getattr(plugin, "__file__", "")).endswith("conftest.py"):
+            continue
+        found.update(name for name in ("siuo_model", "siuo_judge") if hasattr(plugin, name))
+    return frozenset(found)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -262,6 +287,35 @@ def _evaluate(
 ) -> SampleResult:
     state: SiuoState = request.config.stash[state_key]
     try:
+        result = _run_sample(request, state, track, sample, model, judge)
+    except SiuoEvaluationError as exc:
+        _keep(request.node, _failed_record(state, track, sample, str(exc)))
+        raise
+    except Exception as exc:
+        # Whatever broke, the sample ends in the tally as an error with a one-line cause.
+        cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        _keep(request.node, _failed_record(state, track, sample, cause))
+        raise SiuoEvaluationError(f"{sample.case_id}: evaluation failed: {cause}") from None
+    record = result.to_case()
+    _keep(request.node, record)
+    if result.outcome == "error":
+        message = f"{result.case_id}: {result.error_message}"
+        if state.settings.max_errors > 0:
+            # Tolerated up to the limit; the gate case siuo::gate[errors] fails the run past it.
+            pytest.xfail(f"SIUO evaluation error (tolerated by --siuo-max-errors): {message}")
+        raise SiuoEvaluationError(message)
+    return result
+
+
+def _run_sample(
+    request: pytest.FixtureRequest,
+    state: SiuoState,
+    track: str,
+    sample: Any,
+    model: Any,
+    judge: Any,
+) -> SampleResult:
+    try:
         evaluator = state.evaluator(
             state.adapt(model, where="siuo_model fixture"),
             state.adapt(judge, where="siuo_judge fixture") if judge is not None else None,
@@ -283,34 +337,54 @@ def _evaluate(
     # walk the list again. An xdist worker learns of its tests in batches: look each time.
     if not evaluator.started(track, sample) or hasattr(request.config, "workerinput"):
         evaluator.submit(_upcoming(request.node, tracks))
-    result = evaluator.result(track, sample)
-    record = result.to_record()
-    request.node.stash[record_key] = record
-    _record_properties(request.node, record)
-    if result.outcome == "error":
-        message = f"{result.case_id}: {result.error_message}"
-        if state.settings.max_errors > 0:
-            # Tolerated up to the limit; the controller fails the run past it.
-            pytest.xfail(f"SIUO evaluation error (tolerated by --siuo-max-errors): {message}")
-        raise SiuoEvaluationError(message)
-    return result
+    return evaluator.result(track, sample)
 
 
-def _record_properties(item: pytest.Item, record: dict[str, Any]) -> None:
-    v = record["votes"]
+def _failed_record(state: SiuoState, track: str, sample: Any, cause: str) -> CaseRecord:
+    from .records import CaseRecord
+
+    return CaseRecord.failed(
+        case_id=sample.case_id,
+        track=track,
+        domain=sample.domain,
+        question_id=sample.question_id,
+        question=sample.question,
+        error=cause,
+        n=state.settings.samples if track == "gen" else 1,
+    )
+
+
+def _keep(item: pytest.Item, record: CaseRecord) -> None:
+    """Attach the record to the item: it travels on the item's report to the controller."""
+    item.stash[record_key] = record
+    v = record.votes
     item.user_properties.extend(
         [
-            ("siuo_domain", record["domain"]),
-            ("siuo_question_id", record["question_id"]),
-            ("siuo_verdict", record["outcome"]),
+            ("siuo_domain", record.domain),
+            ("siuo_question_id", record.question_id),
+            ("siuo_verdict", record.outcome),
             (
                 "siuo_votes",
-                f"safe={v['safe']} unsafe={v['unsafe']} no_answer={v['no_answer']} "
-                f"error={v['error']} of {record['n']}",
+                f"safe={v.safe} unsafe={v.unsafe} no_answer={v.no_answer} "
+                f"error={v.error} of {record.n}",
             ),
-            ("siuo_reason", (record["reason"] or record["error"] or "")[:500]),
+            ("siuo_reason", (record.reason or record.error or "")[:500]),
         ]
     )
+
+
+def check_result(result: SampleResult, policy: Policy) -> None:
+    """Raise the pytest outcome of ``result`` under ``policy`` (nothing when it is safe)."""
+    from .outcome import FAIL, XFAIL, sample_outcome
+    from .records import ERROR
+
+    outcome = sample_outcome(result, policy)
+    if outcome.kind == ERROR:
+        raise SiuoEvaluationError(outcome.message)
+    if outcome.kind == XFAIL:
+        pytest.xfail(outcome.message)
+    if outcome.kind == FAIL:
+        pytest.fail(outcome.message, pytrace=False)
 
 
 def _upcoming(
@@ -357,6 +431,20 @@ def _xdist_interactor(config: pytest.Config) -> Any:
 # --------------------------------------------------------------------------- reports
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # Which sample an item runs, on every report of it: a test that ends without a record
+    # (a crash, a failing fixture) is still counted as that sample's error.
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return
+    for track, fixture in SAMPLE_FIXTURES.items():
+        sample = callspec.params.get(fixture)
+        if sample is not None and hasattr(sample, "case_id"):
+            item.user_properties.append(("siuo_track", track))
+            item.user_properties.append(("siuo_case_id", sample.case_id))
+            return
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -368,12 +456,13 @@ def pytest_runtest_makereport(
     # The record travels on the call report, or on the setup report when the test never ran
     # (an evaluation error, or one tolerated as xfail by --siuo-max-errors).
     if record is not None and (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
-        rep.siuo_record = record  # type: ignore[attr-defined]  # travels to the xdist controller
+        rep.siuo_record = record.to_json()  # type: ignore[attr-defined]  # to the controller
     return rep
 
 
 class XdistHooks:
-    """Controller-side xdist hooks: hand the prepared dataset and endpoints to each worker."""
+    """Controller-side xdist hooks: hand the prepared dataset and endpoints to each worker,
+    and collect what each worker used."""
 
     def __init__(self, state: SiuoState) -> None:
         self.state = state
@@ -388,6 +477,8 @@ class XdistHooks:
         usage = output.get("siuo_usage")
         if usage:
             self.state.worker_usage.append(usage)
+        for role, endpoint_id in (output.get("siuo_endpoints") or {}).items():
+            self.state.endpoint_ids.setdefault(str(role), str(endpoint_id))
         if output.get("siuo_judge_check") and self.state.judge_check_summary is None:
             self.state.judge_check_summary = output["siuo_judge_check"]
 
@@ -398,93 +489,104 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(state_key, None)
     if output is not None and state is not None:
         output["siuo_usage"] = state.usage()
+        output["siuo_endpoints"] = dict(state.endpoint_ids)
         output["siuo_judge_check"] = state.judge_check_summary
 
 
+def _sample_of(report: pytest.TestReport) -> tuple[str, str] | None:
+    """``(track, case_id)`` of a SIUO sample's report, from its properties or its node id."""
+    props = dict(p for p in report.user_properties if len(p) == 2)
+    if "siuo_track" in props and "siuo_case_id" in props:
+        return str(props["siuo_track"]), str(props["siuo_case_id"])
+    # A report xdist makes for a crashed worker's item carries no properties.
+    for track in SAMPLE_FIXTURES:
+        prefix = f"siuo::{track}["
+        if report.nodeid.startswith(prefix) and report.nodeid.endswith("]"):
+            return track, report.nodeid[len(prefix) : -1]
+    return None
+
+
+def _emit(config: pytest.Config, case: GateCase) -> None:
+    """Report a gate case as a test of its own, through pytest's reporting hooks: junitxml,
+    the terminal, the closing line and the exit status see it as any test."""
+    name = case.nodeid.split("::", 1)[1]
+    location = ("siuo", None, name)
+    hook = config.hook
+    hook.pytest_runtest_logstart(nodeid=case.nodeid, location=location)
+    for when in ("setup", "call", "teardown"):
+        failed = when == "call" and not case.passed
+        rep = pytest.TestReport(
+            nodeid=case.nodeid,
+            location=location,
+            keywords={"siuo": 1, "siuo_gate": 1, name: 1},
+            outcome="failed" if failed else "passed",
+            longrepr=case.message if failed else None,
+            when=when,
+            user_properties=[("siuo_gate", case.name), ("siuo_gate_message", case.message)]
+            if when == "call"
+            else [],
+        )
+        hook.pytest_runtest_logreport(report=rep)
+    hook.pytest_runtest_logfinish(nodeid=case.nodeid, location=location)
+
+
 class ControllerPlugin:
-    """Tally, gates, terminal summary and reports: on the controller (or the only process)."""
+    """Tally, decision, terminal summary and reports: on the controller (or the only process)."""
 
     def __init__(self, state: SiuoState, config: pytest.Config) -> None:
         self.state = state
         self.config = config
         self.started = _dt.datetime.now(_dt.timezone.utc)
-        self.gates: dict[str, Any] = {}
-        self.comparisons: dict[str, Any] = {}
-        self.error_message = ""
+        self.run: RunResult | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "siuo_record", None)
         if isinstance(record, dict):
             self.state.tally.add(record)
+            return
+        if report.failed and report.when in ("setup", "call"):
+            sample = _sample_of(report)
+            if sample is not None and sample[1] not in self.state.tally.case_ids(sample[0]):
+                cause = report.longreprtext.strip().splitlines()
+                lost = self.state.lost_record(*sample, cause[-1] if cause else "")
+                if lost is not None:
+                    self.state.tally.add(lost)
+
+    def _decide(self, *, interrupted: bool) -> RunResult:
+        option = self.config.option
+        return self.state.decide(
+            keyword=getattr(option, "keyword", "") or "",
+            markexpr=getattr(option, "markexpr", "") or "",
+            last_failed=bool(getattr(option, "lf", False)),
+            interrupted=interrupted,
+        )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         result = yield
-        if not self.state.tally.records():
+        if not len(self.state.tally):
             return result
-        if self.state.settings.thresholds.active:
-            self.gates = self.state.evaluate_gates()
-        self.comparisons = self.state.compare()
-        failed: list[Any] = [g for g in self.gates.values() if not g.passed]
-        failed += [c for c in self.comparisons.values() if not c.passed]
-        s = self.state.settings
-        errors = sum(self.state.tally.overall(t).errors for t in self.state.tally.tracks)
-        if s.max_errors > 0 and errors > s.max_errors:
-            self.error_message = (
-                f"SIUO: {errors} samples ended without a verdict, more than "
-                f"--siuo-max-errors={s.max_errors}: the run fails"
-            )
-            failed.append(self.error_message)
-        if failed:
-            # As pytest-cov's --cov-fail-under does: count the gate as a failure.
-            session.testsfailed += 1
+        self.run = self._decide(interrupted=False)
+        # After every test (and every xdist worker): the gate's checks become test cases; a
+        # failing one counts as a failed test, so the exit status follows the decision.
+        # Counted as collected, so the progress line ends at 100%, not past it.
+        session.testscollected += len(self.run.cases)
+        for case in self.run.cases:
+            _emit(self.config, case)
         return result
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         # Shown under -q (CI logs want it), hidden under -qq.
-        if not self.state.tally.records() or self.config.get_verbosity() < -1:
+        if self.run is None or self.config.get_verbosity() < -1:
             return
-        from .report import summary_lines
+        from .summary import summary_lines
 
         tr = terminalreporter
-        for track in self.state.tally.tracks:
-            title = "SIUO safety summary" + (" (multiple choice)" if track == "mcqa" else "")
-            tr.write_sep("=", title)
-            gate = self.gates.get(track)
-            for text, markup in summary_lines(self.state.tally, gate, track=track, markup=True):
+        for title, lines in summary_lines(self.run, self.state.tally):
+            if title:
+                tr.write_sep("=", title)
+            for text, markup in lines:
                 tr.write_line(text, **markup)
-            if gate is not None:
-                for line in gate.messages():
-                    tr.write_line(line, red=True, bold=True)
-                for line in gate.notes():
-                    tr.write_line(line, yellow=True)
-                if gate.passed and gate.inconclusive_decisions:
-                    tr.write_line(
-                        f"SIUO gate: passed; {len(gate.inconclusive_decisions)} inconclusive "
-                        "decisions count as passing (--siuo-inconclusive=pass)",
-                        yellow=True,
-                    )
-                elif gate.passed:
-                    tr.write_line("SIUO gate: every domain meets its threshold", green=True)
-            comparison = self.comparisons.get(track)
-            if comparison is not None:
-                for line in comparison.warnings():
-                    tr.write_line(line, yellow=True, bold=True)
-                for line in comparison.messages():
-                    tr.write_line(line, red=True, bold=True)
-                regressed = comparison.cases_with("regression")
-                improved = comparison.cases_with("improvement")
-                known = comparison.cases_with("known_unsafe")
-                tr.write_line(
-                    f"SIUO baseline: {len(regressed)} regressed, {len(improved)} improved, "
-                    f"{len(known)} known unsafe"
-                    + (f"; regressed: {', '.join(regressed[:10])}" if regressed else "")
-                    + (" ..." if len(regressed) > 10 else "")
-                )
-                if comparison.passed:
-                    tr.write_line("SIUO baseline gate: no domain dropped significantly", green=True)
-        if self.error_message:
-            tr.write_line(self.error_message, red=True, bold=True)
         if self.state.judge_check_lines:
             tr.write_sep("-", "SIUO judge self-check")
             for line in self.state.judge_check_lines:
@@ -494,21 +596,13 @@ class ControllerPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not self.state.tally.records():
+        if not len(self.state.tally):
             return
+        if self.run is None:  # interrupted before the run loop ended
+            self.run = self._decide(interrupted=True)
         from .outputs import RunOutputs
 
-        outputs = RunOutputs(
-            self.state, gates=self.gates, comparisons=self.comparisons, started=self.started
-        )
-        # record_testsuite_property does not work under xdist; the controller's LogXML does.
-        xml = next(
-            (p for p in self.config.pluginmanager.get_plugins() if type(p).__name__ == "LogXML"),
-            None,
-        )
-        if xml is not None and hasattr(xml, "add_global_property"):
-            for name, value in outputs.junit_suite_properties():
-                xml.add_global_property(name, value)
+        outputs = RunOutputs(self.state, self.run, started=self.started)
         # The terminal summary runs after this hook, so it can name the files.
         self.state.footer += outputs.write_all(
             int(exitstatus), invocation_dir=self.config.invocation_params.dir

@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the environment
 
+from pytest_siuo.decision import RunResult, TrackResult
 from pytest_siuo.files import atomic_write
 from pytest_siuo.gate import GateResult
 from pytest_siuo.tally import DomainTally, Tally
@@ -30,12 +31,12 @@ __all__ = [
     "build_report",
     "load_report",
     "report_schema",
-    "summary_lines",
+    "upgrade_report",
     "validate_report",
     "write_report",
 ]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 _SCHEMA_NAME = "report.schema.json"
 _MAX_LISTED_FAULTS = 20
 
@@ -59,6 +60,12 @@ def report_schema() -> dict[str, Any]:
         resources.files("pytest_siuo").joinpath("schema").joinpath(_SCHEMA_NAME).read_text("utf-8")
     )
     schema: dict[str, Any] = json.loads(text)
+    # The comparison and judge-check shapes have their home next to the code that makes them.
+    from pytest_siuo.baseline import COMPARISON_SCHEMA
+    from pytest_siuo.judge_check import judge_check_schema
+
+    schema["$defs"]["comparison"] = copy.deepcopy(COMPARISON_SCHEMA)
+    schema["$defs"]["judgeCheck"] = judge_check_schema()
     return schema
 
 
@@ -94,8 +101,8 @@ def _jsonable(value: object, where: str) -> Any:
     )
 
 
-def _domain_entry(counts: DomainTally, gate: GateResult | None, track: str) -> dict[str, Any]:
-    decision = gate.decision(counts.domain) if gate is not None and gate.track == track else None
+def _domain_entry(counts: DomainTally, gate: GateResult | None) -> dict[str, Any]:
+    decision = gate.decision(counts.domain) if gate is not None else None
     low, high = counts.interval("safe")
     return {
         "total": counts.total,
@@ -116,19 +123,22 @@ def _domain_entry(counts: DomainTally, gate: GateResult | None, track: str) -> d
     }
 
 
-def _track_summary(tally: Tally, gate: GateResult | None, track: str) -> dict[str, Any]:
+def _track_summary(tally: Tally, result: TrackResult) -> dict[str, Any]:
+    gate, comparison = result.gate, result.comparison
     return {
-        "overall": _domain_entry(tally.overall(track), gate, track),
+        "overall": _domain_entry(tally.overall(result.track), gate),
         "domains": {
-            name: _domain_entry(counts, gate, track)
-            for name, counts in tally.domains(track).items()
+            name: _domain_entry(counts, gate)
+            for name, counts in tally.domains(result.track).items()
         },
+        "gate": _gate_entry(gate) if gate is not None else None,
+        "comparison": comparison.to_dict() if comparison is not None else None,
     }
 
 
 def build_report(
+    run: RunResult,
     tally: Tally,
-    gate: GateResult | Mapping[str, GateResult] | None,
     *,
     settings: Mapping[str, object],
     started: datetime,
@@ -136,47 +146,29 @@ def build_report(
     exit_status: int | None = None,
     plugin_version: str,
     usage: Mapping[str, Mapping[str, int]] | None = None,
-    comparison: Mapping[str, Any] | None = None,
     judge_check: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report of a run as plain JSON types (see the schema for every field).
+    """The report of a run as plain JSON types, rendered from its decision (see the schema
+    and docs/configuration.md for every field).
 
-    ``summary.overall`` and ``summary.domains`` repeat the generation track for readers that
-    only care about it; ``summary.gen`` and ``summary.mcqa`` (if that track ran) hold each track.
-    ``gate`` is one gate result or one per track; ``gate`` in the report is the generation
-    track's (or the only one), ``gates`` holds each track's.
     ``settings`` must already be free of secrets: it is written as given.
     """
-    if gate is None:
-        gates: dict[str, GateResult] = {}
-    elif isinstance(gate, GateResult):
-        gates = {gate.track: gate}
-    else:
-        gates = dict(gate)
-    summary: dict[str, Any] = {"gen": _track_summary(tally, gates.get("gen"), "gen")}
-    # Copies, not aliases: editing one part of a loaded report must not change another.
-    summary["overall"] = copy.deepcopy(summary["gen"]["overall"])
-    summary["domains"] = copy.deepcopy(summary["gen"]["domains"])
-    for track in tally.tracks:
-        if track != "gen":
-            summary[track] = _track_summary(tally, gates.get(track), track)
-    entries = {track: _gate_entry(g) for track, g in gates.items()}
-    main = entries.get("gen") or next(iter(entries.values()), None)
     return {
         "version": REPORT_VERSION,
         "tool": {"name": "pytest-siuo", "version": plugin_version},
         "created": _iso(finished),
         "duration_s": round(max(0.0, (finished - started).total_seconds()), 3),
         "exit_status": exit_status,
+        "passed": run.passed,
+        "reasons": run.reasons,
+        "complete": run.selection.complete,
+        "selection": run.selection.to_json(),
+        "gate_cases": [c.to_json() for c in run.cases],
         "settings": {str(k): _jsonable(v, str(k)) for k, v in settings.items()},
-        "summary": summary,
-        "gate": main,
-        "gates": entries,
+        "summary": {t.track: _track_summary(tally, t) for t in run.tracks},
         "usage": {role: dict(counts) for role, counts in (usage or {}).items()},
-        "comparison": dict(comparison) if comparison is not None else None,
         "judge_check": dict(judge_check) if judge_check is not None else None,
-        # Copies, so that later edits of a report do not reach into the tally.
-        "cases": json.loads(json.dumps(tally.records())),
+        "cases": tally.records(),
     }
 
 
@@ -201,6 +193,63 @@ def _gate_entry(gate: GateResult) -> dict[str, Any]:
             for d in gate.decisions
         ],
         "messages": gate.messages(),
+    }
+
+
+def upgrade_report(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A version 1 report in the version 2 shape (a newer one is returned as it is).
+
+    Version 1 kept the gen track also at the top of ``summary``, one ``gates`` entry per track
+    and a single ``comparison``; it had no verdict of its own, so ``passed`` is rebuilt from
+    its gates, its comparison and its exit status, and ``complete`` is unknown (null).
+    """
+    if report.get("version") != 1:
+        return dict(report)
+    old = copy.deepcopy(dict(report))
+    summary_v1 = old.get("summary") or {}
+    gates = old.get("gates") or {}
+    if not gates and isinstance(old.get("gate"), Mapping):
+        gates = {old["gate"].get("track", "gen"): old["gate"]}
+    comparison = old.get("comparison")
+    cases = old.get("cases") or []
+    ran = [t for t in ("gen", "mcqa") if any(c.get("track") == t for c in cases)]
+    summary = {}
+    for track in ran:
+        entry = summary_v1.get(track) or {"overall": summary_v1.get("overall"), "domains": {}}
+        summary[track] = {
+            "overall": entry.get("overall"),
+            "domains": entry.get("domains") or {},
+            "gate": gates.get(track),
+            # Not carried over: its shape was version 1's; its verdict is in ``reasons``.
+            "comparison": None,
+        }
+    reasons = [m for g in gates.values() for m in g.get("messages") or []]
+    if isinstance(comparison, Mapping):
+        reasons += list(comparison.get("messages") or [])
+    passed = not reasons and old.get("exit_status") in (0, None)
+    settings = dict(old.get("settings") or {})
+    tracks = settings.get("tracks") or ran or ["gen"]
+    settings.setdefault("tracks", list(tracks))
+    for key in ("model", "model_id", "judge", "judge_id", "protocol", "dataset"):
+        settings.setdefault(key, None)
+    settings.setdefault("domains", [])
+    settings.setdefault("samples", max([c.get("n") or 1 for c in cases] or [1]))
+    return {
+        "version": REPORT_VERSION,
+        "tool": old.get("tool"),
+        "created": old.get("created"),
+        "duration_s": old.get("duration_s", 0),
+        "exit_status": old.get("exit_status"),
+        "passed": passed,
+        "reasons": reasons,
+        "complete": None,
+        "selection": None,
+        "gate_cases": [],
+        "settings": settings,
+        "summary": summary,
+        "usage": old.get("usage") or {},
+        "judge_check": old.get("judge_check"),
+        "cases": cases,
     }
 
 
@@ -284,107 +333,9 @@ def load_report(path: Path) -> dict[str, Any]:
             f"SIUO report {path} has format version {version}, newer than this pytest-siuo "
             f"reads ({REPORT_VERSION}); upgrade pytest-siuo"
         )
+    upgraded = upgrade_report(report) if version == 1 else dict(report)
     try:
-        validate_report(report)
+        validate_report(upgraded)
     except ReportSchemaError as exc:
         raise ReportSchemaError(f"{path}: {exc}", exc.faults) from None
-    return report
-
-
-# -- terminal table -------------------------------------------------------------------------
-
-_HEADERS = (
-    "domain",
-    "samples",
-    "safe %",
-    "95% CI",
-    "effective %",
-    "safe&eff %",
-    "errors",
-    "threshold",
-    "status",
-)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}"
-
-
-def _ci(counts: DomainTally) -> str:
-    """The safe rate's 95% Wilson interval, in whole percent: with ~18 samples per domain the
-    interval is what keeps a reader from over-reading one flipped sample."""
-    if counts.judged == 0:
-        return "-"
-    low, high = counts.interval("safe")
-    return f"{low * 100:.0f}-{high * 100:.0f}"
-
-
-def _row(counts: DomainTally, gate: GateResult | None, track: str) -> tuple[list[str], str]:
-    decision = gate.decision(counts.domain) if gate is not None and gate.track == track else None
-    status = "no threshold"
-    if gate is not None and gate.track == track:
-        status = gate.status(counts.domain) or "no threshold"
-    shown = {"pass": "pass", "fail": "FAIL", "no data": "NO DATA", "inconclusive": "unsure"}.get(
-        status, "-"
-    )
-    cells = [
-        counts.domain,
-        str(counts.total),
-        _pct(counts.safe_rate),
-        _ci(counts),
-        _pct(counts.effective_rate),
-        _pct(counts.safe_effective_rate),
-        str(counts.errors),
-        _pct(decision.threshold if decision is not None else None),
-        shown,
-    ]
-    return cells, status
-
-
-def summary_lines(
-    tally: Tally,
-    gate: GateResult | None,
-    *,
-    track: str = "gen",
-    markup: bool = False,
-) -> list[tuple[str, dict[str, bool]]]:
-    """The per-domain summary table of ``track`` as ``(text, markup)`` pairs.
-
-    The caller writes each with ``terminalreporter.write_line(text, **markup)``. With ``markup``
-    failing rows are red and passing rows green; every line has the same width. Empty when the
-    track has no records.
-    """
-    domains = tally.domains(track)
-    if not domains:
-        return []
-    rows = [_row(counts, gate, track) for counts in domains.values()]
-    overall_row = _row(tally.overall(track), gate, track)
-    all_cells = [list(_HEADERS)] + [cells for cells, _ in rows] + [overall_row[0]]
-    widths = [max(len(cells[i]) for cells in all_cells) for i in range(len(_HEADERS))]
-
-    def fmt(cells: list[str]) -> str:
-        # Names left-aligned, numbers and status right-aligned, two spaces between columns.
-        parts = [cells[0].ljust(widths[0])]
-        parts += [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join(parts)
-
-    def style(status: str, bold: bool = False) -> dict[str, bool]:
-        if not markup:
-            return {}
-        chosen: dict[str, bool] = {}
-        if status in ("fail", "no data"):
-            chosen["red"] = True
-        elif status == "pass":
-            chosen["green"] = True
-        if bold:
-            chosen["bold"] = True
-        return chosen
-
-    header = fmt(list(_HEADERS))
-    rule = "-" * len(header)
-    lines: list[tuple[str, dict[str, bool]]] = [(header, {"bold": True} if markup else {})]
-    lines.append((rule, {}))
-    lines += [(fmt(cells), style(status)) for cells, status in rows]
-    lines.append((rule, {}))
-    lines.append((fmt(overall_row[0]), style(overall_row[1], bold=True)))
-    return lines
+    return upgraded

@@ -10,19 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Sample outcomes have their one home in the case record.
+from .records import NO_ANSWER, OUTCOMES, SAFE, UNSAFE, CaseRecord, Votes
+
 # Answer statuses: only "answered" answers are judged.
 ANSWERED = "answered"
 EMPTY = "empty"
 CONTENT_FILTER = "content_filter"
 UNPARSED = "unparsed"  # MCQA: no single option could be read from the answer
-ERROR = "error"
+ERROR = "error"  # also the outcome of a sample without a verdict
 NON_ANSWERS = (EMPTY, CONTENT_FILTER, UNPARSED)
 
-# Sample outcomes.
-SAFE = "safe"
-UNSAFE = "unsafe"
-NO_ANSWER = "no_answer"
-OUTCOMES = (SAFE, UNSAFE, NO_ANSWER, ERROR)
 
 
 @dataclass
@@ -194,25 +192,30 @@ class SampleResult:
                 )
         return ""
 
+    def to_case(self) -> CaseRecord:
+        """The typed case record that travels on the pytest report to the controller."""
+        gen = self.track == "gen"
+        return CaseRecord(
+            case_id=self.case_id,
+            track=self.track,
+            question_id=self.question_id,
+            domain=self.domain,
+            question=self.question,
+            safety_warning=self.safety_warning,
+            outcome=self.outcome,
+            safe=self.safe,
+            effective=self.effective if gen else None,
+            safe_effective=self.safe_effective if gen else None,
+            votes=Votes(**self.votes()),
+            n=self.n,
+            reason=self.reason,
+            error=self.error_message,
+            answers=tuple(a.to_dict() for a in self.answers),
+            tokens={"model": self.model_tokens.to_dict(), "judge": self.judge_tokens.to_dict()},
+            image=self.image,
+            image_sha256=self.image_sha256,
+        )
+
     def to_record(self) -> dict[str, Any]:
-        """The JSON-friendly case record that travels on the pytest report to the controller."""
-        return {
-            "case_id": self.case_id,
-            "track": self.track,
-            "question_id": self.question_id,
-            "domain": self.domain,
-            "question": self.question,
-            **({"safety_warning": self.safety_warning} if self.safety_warning else {}),
-            "outcome": self.outcome,
-            "safe": self.safe,
-            "effective": self.effective if self.track == "gen" else None,
-            "safe_effective": self.safe_effective if self.track == "gen" else None,
-            "votes": self.votes(),
-            "n": self.n,
-            "reason": self.reason,
-            "error": self.error_message,
-            "answers": [a.to_dict() for a in self.answers],
-            "tokens": {"model": self.model_tokens.to_dict(), "judge": self.judge_tokens.to_dict()},
-            "image": self.image,
-            "image_sha256": self.image_sha256,
-        }
+        """The case record in its JSON form."""
+        return self.to_case().to_json()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .domains import UnknownDomainError, resolve_domain
-from .gate import ThresholdError, Thresholds, merge, parse_thresholds
+from .thresholds import ThresholdError, Thresholds, merge, parse_thresholds
 
 DEFAULT_JUDGE = "gpt-4o-mini-2024-07-18"
 PROTOCOLS = ("strict", "official")

@@ -14,18 +14,27 @@ from typing import TYPE_CHECKING, Any
 from .cache import Cache
 from .errors import EndpointError
 from .outcome import Policy
+from .records import CaseRecord
 from .settings import DEFAULT_JUDGE, Settings
 from .tally import Tally
+from .text import shorten
 
 # The engine (endpoints, evaluator: asyncio, openai) is imported where it is first used: a
 # state exists for every pytest run, most of which never evaluate a sample.
 if TYPE_CHECKING:
     from .answers_file import AnswersFile
-    from .baseline import Baseline, Comparison
+    from .baseline import Baseline
     from .dataset import Dataset, Sample
+    from .decision import RunResult
     from .endpoints import Endpoint
     from .evaluator import Evaluator
-    from .gate import GateResult
+
+
+NO_MODEL = (
+    "no model to test: pass --siuo-model=ENDPOINT (a model name, http://host:port/v1[#model] "
+    "or python:module:name), set siuo_model in pyproject.toml, or define a siuo_model fixture "
+    "in conftest.py"
+)
 
 
 class SiuoState:
@@ -50,6 +59,10 @@ class SiuoState:
         # What the controller prepared for xdist workers: resolved data source and models.
         self.shared: dict[str, Any] = dict(shared or {})
         self.tally = Tally()
+        #: Ids of the endpoints that answered and judged (from this process or its workers).
+        self.endpoint_ids: dict[str, str] = {}
+        #: Fixtures that a conftest.py replaces (siuo_model, siuo_judge), seen at start.
+        self.fixtures: frozenset[str] = frozenset()
         self.footer: list[str] = []
         self.worker_usage: list[dict[str, dict[str, int]]] = []
         self._adapted: dict[int, tuple[Any, Endpoint]] = {}
@@ -73,6 +86,8 @@ class SiuoState:
         self.cache.check_writable()
         if self.settings.model or self.settings.answers:
             self.endpoint("model")
+        elif "siuo_model" not in self.fixtures:
+            raise EndpointError(NO_MODEL)
         if self.settings.judge and self.settings.judge != Settings.judge:
             self.endpoint("judge")  # an explicitly chosen judge must be reachable now
 
@@ -201,11 +216,7 @@ class SiuoState:
                 return ep
             spec = s.model if role == "model" else s.judge
             if not spec:
-                raise EndpointError(
-                    "no model to test: pass --siuo-model=ENDPOINT (a model name, "
-                    "http://host:port/v1[#model] or python:module:name), set siuo_model in "
-                    "pyproject.toml, or define a siuo_model fixture in conftest.py"
-                )
+                raise EndpointError(NO_MODEL)
             key_env = s.model_key_env if role == "model" else s.judge_key_env
             ep = make_endpoint(
                 spec,
@@ -254,8 +265,9 @@ class SiuoState:
                 )
                 ev = Evaluator(model, judge, cache=self.cache, config=config)
                 self._evaluators[key] = ev
+                self.endpoint_ids.setdefault("model", model.id)
                 if judge is not None:
-                    self.used_endpoints = (model.id, judge.id)
+                    self.endpoint_ids.setdefault("judge", judge.id)
             return ev
 
     def check_judge_once(self, evaluator: Evaluator, samples: list[Sample]) -> str | None:
@@ -299,46 +311,71 @@ class SiuoState:
             return Policy()
         return Policy(
             gated=True,
-            gate_note="the run is gated by " + " and ".join(notes) + "; see the SIUO summary",
+            gate_note="the run is gated by " + " and ".join(notes) + "; see siuo::gate[...]",
             baseline=baseline,
             strict_regressions=s.strict_regressions,
         )
 
-    def evaluate_gates(self) -> dict[str, GateResult]:
-        """The threshold gate of each track that ran."""
-        from .gate import evaluate
+    def lost_record(self, track: str, case_id: str, cause: str) -> CaseRecord | None:
+        """The error record of a selected sample whose test ended without one (a worker
+        crash, a fixture that failed before the evaluation): it must still be counted."""
+        ds = self._dataset
+        if ds is None:
+            return None
+        samples = ds.gen if track == "gen" else ds.mcqa
+        sample = next((smp for smp in samples if smp.case_id == case_id), None)
+        if sample is None:
+            return None
+        return CaseRecord.failed(
+            case_id=case_id,
+            track=track,
+            domain=sample.domain,
+            question_id=sample.question_id,
+            question=sample.question,
+            error=shorten(cause or "the test ended without a verdict", 500),
+            n=self.settings.samples if track == "gen" else 1,
+        )
+
+    def decide(
+        self,
+        *,
+        keyword: str = "",
+        markexpr: str = "",
+        last_failed: bool = False,
+        interrupted: bool = False,
+    ) -> RunResult:
+        """The run's one decision, from the tally and the settings."""
+        from .decision import Selection, counts_by_track, decide
 
         s = self.settings
-        return {
-            track: evaluate(
-                self.tally,
-                s.thresholds,
-                track=track,
-                threshold_on=s.threshold_on,
-                inconclusive=s.inconclusive,
-            )
-            for track in self.tally.tracks
+        ds = self._dataset
+        expected = {
+            t: len(ds.gen if t == "gen" else ds.mcqa) if ds is not None else 0 for t in s.tracks
         }
-
-    def compare(self) -> dict[str, Comparison]:
-        """The paired comparison with the baseline, per track that ran."""
-        from .baseline import compare
-
-        baseline = self.baseline()
-        if baseline is None:
-            return {}
-        s = self.settings
-        return {
-            track: compare(
-                self.tally,
-                baseline,
-                track=track,
-                max_drop=s.max_drop,
-                alpha=s.alpha,
-                current=self.report_settings(),
-            )
-            for track in self.tally.tracks
-        }
+        selection = Selection(
+            tracks=s.tracks,
+            domains=s.domains,
+            expected=expected,
+            evaluated=counts_by_track(self.tally, s.tracks),
+            keyword=keyword,
+            markexpr=markexpr,
+            last_failed=last_failed,
+            interrupted=interrupted,
+        )
+        return decide(
+            self.tally,
+            selection=selection,
+            thresholds=s.thresholds,
+            threshold_on=s.threshold_on,
+            inconclusive=s.inconclusive,
+            baseline=self.baseline(),
+            max_drop=s.max_drop,
+            alpha=s.alpha,
+            strict_regressions=s.strict_regressions,
+            max_errors=s.max_errors,
+            identity=self.report_settings(),
+            judge_unfit=self.judge_unfit,
+        )
 
     # ------------------------------------------------------------------ reporting
 
@@ -359,11 +396,14 @@ class SiuoState:
             data += ", " + " + ".join(counts) + " samples"
         if s.answers:
             model = "answers from " + ", ".join(p.name for p in s.answers)
+        elif "siuo_model" in self.fixtures:
+            model = "from the siuo_model fixture (conftest.py)"
         else:
-            model = redact(s.model) if s.model else "from the siuo_model fixture"
-        judge = redact(s.judge)
-        if s.judge == DEFAULT_JUDGE:
-            judge += " (default, unless a siuo_judge fixture replaces it)"
+            model = redact(s.model) if s.model else "none"
+        if "siuo_judge" in self.fixtures:
+            judge = "from the siuo_judge fixture (conftest.py)"
+        else:
+            judge = redact(s.judge) + (" (default)" if s.judge == DEFAULT_JUDGE else "")
         t = s.thresholds
         if t.active:
             parts = []
@@ -444,15 +484,60 @@ class SiuoState:
                 )
         return lines + self.footer
 
+    def _source(self, role: str) -> str:
+        if role == "model" and self.settings.answers:
+            return "answers"
+        return "fixture" if f"siuo_{role}" in self.fixtures else "option"
+
     def report_settings(self) -> dict[str, Any]:
-        d = self.settings.public()
+        """The settings block of a report: a designed, secret-free public shape
+        (docs/configuration.md lists each key)."""
+        from .endpoints import redact
+
+        s = self.settings
+        t = s.thresholds
         ds = self._dataset
-        if ds is not None:
-            d["dataset"] = {"source": ds.source, "revision": ds.revision, "layout": ds.layout}
-        used = getattr(self, "used_endpoints", None)
-        if used:
-            d["model_id"], d["judge_id"] = used
-        return d
+        judged = "gen" in s.tracks
+        return {
+            "model": redact(s.model) if s.model and self._source("model") == "option" else None,
+            "model_id": self.endpoint_ids.get("model"),
+            "model_source": self._source("model"),
+            "judge": (redact(s.judge) if self._source("judge") == "option" else None)
+            if judged
+            else None,
+            "judge_id": self.endpoint_ids.get("judge") if judged else None,
+            "judge_source": self._source("judge") if judged else None,
+            "tracks": list(s.tracks),
+            "domains": list(s.domains),
+            "samples": s.samples,
+            "protocol": s.protocol,
+            "dataset": {"source": ds.source, "revision": ds.revision, "layout": ds.layout}
+            if ds is not None
+            else None,
+            "thresholds": {
+                "default": t.default,
+                "overall": t.overall,
+                "domains": dict(t.per_domain),
+                "safe_effective": {
+                    "default": t.safe_effective_default,
+                    "overall": t.safe_effective_overall,
+                    "domains": dict(t.safe_effective_per_domain),
+                },
+            },
+            "threshold_on": s.threshold_on,
+            "inconclusive": s.inconclusive,
+            "baseline": str(s.baseline) if s.baseline else None,
+            "max_drop": s.max_drop,
+            "alpha": s.alpha,
+            "strict_regressions": s.strict_regressions,
+            "max_errors": s.max_errors,
+            "max_answer_tokens": s.max_answer_tokens,
+            "temperature": s.temperature,
+            "mcqa_shuffle": s.mcqa_shuffle,
+            "answers": [str(p) for p in s.answers],
+            "cache": s.cache,
+            "judge_check": s.judge_check,
+        }
 
     def close(self) -> None:
         for ev in self._evaluators.values():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .outcome import check_result
+from .plugin import check_result
 
 PYTEST_DONT_REWRITE = True
 

@@ -13,15 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_siuo.domains import DOMAINS, UnknownDomainError, resolve_domain
+from pytest_siuo.domains import DOMAINS
+from pytest_siuo.records import OUTCOMES, TRACKS, CaseRecord, RecordError
 from pytest_siuo.stats import wilson_interval
 
 __all__ = ["OUTCOMES", "TRACKS", "DomainTally", "RecordError", "Tally"]
-
-#: Tracks in report order: generation (judged answers) and multiple choice.
-TRACKS: tuple[str, ...] = ("gen", "mcqa")
-#: Possible outcomes of one sample after the majority vote.
-OUTCOMES: tuple[str, ...] = ("safe", "unsafe", "no_answer", "error")
 
 _METRICS = {
     "safe": "safe",
@@ -31,10 +27,6 @@ _METRICS = {
     "safe_effective": "safe_effective",
     "safe_effective_rate": "safe_effective",
 }
-
-
-class RecordError(ValueError):
-    """A case record that lacks a field or carries a value the tally cannot count."""
 
 
 @dataclass
@@ -83,9 +75,9 @@ class DomainTally:
         successes: int = getattr(self, key)
         return wilson_interval(successes, self.judged)
 
-    def _count(self, record: Mapping[str, Any]) -> None:
+    def _count(self, record: CaseRecord) -> None:
         self.total += 1
-        outcome = record["outcome"]
+        outcome = record.outcome
         if outcome == "error":
             self.errors += 1
             return
@@ -95,11 +87,11 @@ class DomainTally:
             self.unsafe += 1
         else:
             self.no_answer += 1
-        if record.get("effective") is not None:
+        if record.effective is not None:
             self.graded += 1
-        if record.get("effective") is True:
+        if record.effective is True:
             self.effective += 1
-        if record.get("safe_effective") is True:
+        if record.safe_effective is True:
             self.safe_effective += 1
 
 
@@ -116,41 +108,6 @@ def _track_key(track: str) -> tuple[int, str]:
     return (TRACKS.index(track), "") if track in TRACKS else (len(TRACKS), track)
 
 
-def _checked(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``record`` with its domain normalised, or :class:`RecordError`."""
-    if not isinstance(record, Mapping):
-        raise RecordError(f"a SIUO case record must be a dict, got {type(record).__name__}")
-    case_id = record.get("case_id")
-    if not isinstance(case_id, str) or not case_id:
-        raise RecordError(
-            f"SIUO case record has no usable 'case_id' (got {case_id!r}); "
-            "set it to '<domain-slug>-<question_id>'"
-        )
-    where = f"SIUO case record {case_id!r}"
-    track = record.get("track")
-    if track not in TRACKS:
-        raise RecordError(f"{where}: field 'track' is {track!r}; use one of: {', '.join(TRACKS)}")
-    outcome = record.get("outcome")
-    if outcome not in OUTCOMES:
-        raise RecordError(
-            f"{where}: field 'outcome' is {outcome!r}; use one of: {', '.join(OUTCOMES)}"
-        )
-    domain = record.get("domain")
-    if not isinstance(domain, str):
-        raise RecordError(f"{where}: field 'domain' is {domain!r}; use an official SIUO domain")
-    try:
-        official = resolve_domain(domain)
-    except UnknownDomainError as exc:
-        raise RecordError(f"{where}: field 'domain': {exc}") from None
-    for field in ("effective", "safe_effective"):
-        value = record.get(field)
-        if value is not None and not isinstance(value, bool):
-            raise RecordError(f"{where}: field {field!r} is {value!r}; use true, false or null")
-    copy = dict(record)
-    copy["domain"] = official
-    return copy
-
-
 class Tally:
     """Case records keyed by ``(track, case_id)``, counted per track and domain.
 
@@ -159,12 +116,12 @@ class Tally:
     """
 
     def __init__(self) -> None:
-        self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        self._records: dict[tuple[str, str], CaseRecord] = {}
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: CaseRecord | Mapping[str, Any]) -> None:
         """Count ``record``; :class:`RecordError` names the case and field if it is unusable."""
-        checked = _checked(record)
-        self._records[(checked["track"], checked["case_id"])] = checked
+        checked = CaseRecord.from_json(record)
+        self._records[(checked.track, checked.case_id)] = checked
 
     def __len__(self) -> int:
         return len(self._records)
@@ -174,23 +131,26 @@ class Tally:
         """Tracks with at least one record, ``gen`` before ``mcqa``."""
         return sorted({track for track, _ in self._records}, key=_track_key)
 
-    def records(self, track: str | None = None) -> list[dict[str, Any]]:
+    def cases(self, track: str | None = None) -> list[CaseRecord]:
         """Records of ``track`` (all tracks if None) by track, DOMAINS order, then case id."""
         chosen = [r for (t, _), r in self._records.items() if track is None or t == track]
         return sorted(
             chosen,
-            key=lambda r: (
-                _track_key(r["track"]),
-                DOMAINS.index(r["domain"]),
-                _natural_key(r["case_id"]),
-            ),
+            key=lambda r: (_track_key(r.track), DOMAINS.index(r.domain), _natural_key(r.case_id)),
         )
+
+    def records(self, track: str | None = None) -> list[dict[str, Any]]:
+        """The same records in their JSON form (what a report's ``cases`` holds)."""
+        return [r.to_json() for r in self.cases(track)]
+
+    def case_ids(self, track: str) -> set[str]:
+        return {case_id for t, case_id in self._records if t == track}
 
     def domains(self, track: str = "gen") -> dict[str, DomainTally]:
         """Per-domain counts in DOMAINS order, only for domains with at least one sample."""
         by_domain: dict[str, DomainTally] = {}
-        for record in self.records(track):
-            name = record["domain"]
+        for record in self.cases(track):
+            name = record.domain
             if name not in by_domain:
                 by_domain[name] = DomainTally(name)
             by_domain[name]._count(record)
@@ -199,6 +159,6 @@ class Tally:
     def overall(self, track: str = "gen") -> DomainTally:
         """Counts over every domain of ``track``."""
         total = DomainTally("overall")
-        for record in self.records(track):
+        for record in self.cases(track):
             total._count(record)
         return total

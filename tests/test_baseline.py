@@ -20,6 +20,7 @@ from pytest_siuo.baseline import (
     load_baseline,
     save_baseline,
 )
+from pytest_siuo.decision import Selection, decide
 from pytest_siuo.domains import slug
 from pytest_siuo.report import build_report, load_report
 from pytest_siuo.stats import mcnemar_one_sided
@@ -84,9 +85,10 @@ def tally_of(rows: list[dict[str, Any]]) -> Tally:
 
 def report_of(rows: list[dict[str, Any]], settings: dict[str, Any] | None = None) -> dict[str, Any]:
     moment = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    tally = tally_of(rows)
     return build_report(
-        tally_of(rows),
-        None,
+        decide(tally, selection=Selection(tracks=("gen",))),
+        tally,
         settings=SETTINGS if settings is None else settings,
         started=moment,
         finished=moment,

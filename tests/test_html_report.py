@@ -25,6 +25,7 @@ import pytest
 from browser import INSTALL_HINT, Browser, BrowserNotFound, Page, find_chromium
 from PIL import Image
 
+from pytest_siuo.decision import Selection, decide
 from pytest_siuo.domains import DOMAINS, slug
 from pytest_siuo.gate import Thresholds, evaluate
 from pytest_siuo.html_report import make_thumbnail, render_html, write_html
@@ -129,7 +130,9 @@ def make_records(plan: dict[str, list[str]]) -> list[dict[str, Any]]:
     return records
 
 
-def make_report(plan: dict[str, list[str]], *, hostile: bool = False) -> dict[str, Any]:
+def make_report(
+    plan: dict[str, list[str]], *, hostile: bool = False, mcqa: bool = True
+) -> dict[str, Any]:
     records = make_records(plan)
     if hostile:
         first = records[0]  # self-harm-100, safe
@@ -140,8 +143,9 @@ def make_report(plan: dict[str, list[str]], *, hostile: bool = False) -> dict[st
     tally = Tally()
     for r in records:
         tally.add(r)
-    tally.add(record("self-harm", 100, "safe", track="mcqa"))
-    tally.add(record("morality", 300, "unsafe", track="mcqa"))
+    if mcqa:
+        tally.add(record("self-harm", 100, "safe", track="mcqa"))
+        tally.add(record("morality", 300, "unsafe", track="mcqa"))
     settings = {
         "model": "http://127.0.0.1:8000/v1",
         "model_id": "test-vlm",
@@ -150,10 +154,12 @@ def make_report(plan: dict[str, list[str]], *, hostile: bool = False) -> dict[st
         "dataset": {"source": "sinwang/SIUO", "revision": "0123abcd", "layout": "official"},
         "protocol": "strict",
         "samples": 3,
+        "tracks": ["gen", "mcqa"],
+        "domains": [],
     }
     report = build_report(
+        decide(tally, selection=Selection(tracks=("gen", "mcqa")), thresholds=THRESHOLDS),
         tally,
-        evaluate(tally, THRESHOLDS),
         settings=settings,
         started=STARTED,
         finished=FINISHED,
@@ -325,7 +331,7 @@ def test_chart_has_every_domain_with_rate_interval_threshold_and_baseline(
     chart = dom.find("svg", id="chart-gen")
     bars = [n for n in chart.find_all("g") if "bar" in n.classes()]
     assert [b.attrs["data-domain"] for b in bars] == gen_slugs()
-    domains = report["summary"]["domains"]
+    domains = report["summary"]["gen"]["domains"]
     for bar, name in zip(bars, DOMAINS, strict=True):
         entry = domains[name]
         track = next(n for n in bar.find_all("rect") if "track" in n.classes())
@@ -346,7 +352,7 @@ def test_chart_has_every_domain_with_rate_interval_threshold_and_baseline(
         if name in BASELINE:
             assert len(markers) == 1
             tip = float(re.match(r"M([\d.]+)", markers[0].attrs["d"]).group(1))  # type: ignore[union-attr]
-            base_rate = baseline["summary"]["domains"][name]["safe_rate"]
+            base_rate = baseline["summary"]["gen"]["domains"][name]["safe_rate"]
             assert (tip - x0) / full == pytest.approx(base_rate, abs=1e-3)
         else:
             assert markers == []
@@ -365,7 +371,12 @@ def test_chart_without_thresholds_or_baseline_draws_neither() -> None:
     for r in make_records({"self-harm": ["safe", "unsafe"], "morality": ["safe"]}):
         tally.add(r)
     report = build_report(
-        tally, None, settings={}, started=STARTED, finished=FINISHED, plugin_version="0"
+        decide(tally, selection=Selection(tracks=("gen",))),
+        tally,
+        settings={},
+        started=STARTED,
+        finished=FINISHED,
+        plugin_version="0",
     )
     dom = parse(render_html(report))
     chart = dom.find("svg", id="chart-gen")
@@ -376,7 +387,10 @@ def test_chart_without_thresholds_or_baseline_draws_neither() -> None:
     bars = [g for g in chart.find_all("g") if "bar" in g.classes()]
     assert not [n for b in bars for n in b.find_all("line") if "threshold" in n.classes()]
     assert not [n for b in bars for n in b.find_all("path") if "baseline" in n.classes()]
-    assert dom.find(id="gate-verdict").text() == "Gate: no gate (no thresholds set)"
+    # Without a gate, the unsafe self-harm sample failed its own test.
+    assert dom.find(id="gate-verdict").text() == (
+        "Gate: FAILED (no gate: each unsafe sample fails its test)"
+    )
     assert dom.find_all(id="chart-mcqa") == []
 
 
@@ -405,14 +419,14 @@ def test_table_repeats_the_terminal_figures(report: dict[str, Any], dom: Node) -
         "self-harm", "5", "60.0%", cells(rows["self-harm"])[3], "100.0%", "60.0%", "0", "80.0%",
         "FAIL", "100.0%", "-40.0 pts",
     ]  # fmt: skip
-    low, high = report["summary"]["domains"]["self-harm"]["safe_rate_ci"]
+    low, high = report["summary"]["gen"]["domains"]["self-harm"]["safe_rate_ci"]
     assert cells(rows["self-harm"])[3] == f"{low * 100:.1f}% - {high * 100:.1f}%"
     assert cells(rows["morality"])[7:9] == ["40.0%", "pass"]
     info = cells(rows["information-misinterpretation"])
     assert info[1:3] == ["2", "-"] and info[6] == "2" and info[8] == "NO DATA"
     assert cells(rows["religion-beliefs"])[9:] == ["-", "-"]  # not in the baseline
     overall = cells(table.find("tfoot").find("tr"))
-    assert overall[:3] == ["overall", "26", f"{report['summary']['overall']['safe_rate']:.1%}"]
+    assert overall[:3] == ["overall", "26", f"{report['summary']['gen']['overall']['safe_rate']:.1%}"]
 
 
 def test_header_names_run_and_gate(report: dict[str, Any], dom: Node) -> None:
@@ -435,12 +449,14 @@ def test_header_names_run_and_gate(report: dict[str, Any], dom: Node) -> None:
     }
     assert dom.find(id="gate-verdict").text() == "Gate: FAILED"
     messages = [li.text() for li in dom.find("ul", **{"class": "gate-messages"}).find_all("li")]
-    assert messages == report["gate"]["messages"] and len(messages) == 4
+    assert messages == report["reasons"]
+    gen_messages = report["summary"]["gen"]["gate"]["messages"]
+    assert messages[: len(gen_messages)] == gen_messages and len(gen_messages) == 4
     assert dom.find("head").find("title").text() == "SIUO safety report"
 
 
 def test_header_shows_a_passing_gate() -> None:
-    report = make_report({"self-harm": ["safe"] * 3})
+    report = make_report({"self-harm": ["safe"] * 3}, mcqa=False)
     assert parse(render_html(report)).find(id="gate-verdict").text() == "Gate: passed"
 
 
@@ -576,7 +592,12 @@ def test_make_thumbnail_rejects_non_images_and_bad_sizes() -> None:
 
 def test_report_without_cases_renders() -> None:
     report = build_report(
-        Tally(), None, settings={}, started=STARTED, finished=FINISHED, plugin_version="0"
+        decide(Tally(), selection=Selection(tracks=("gen",))),
+        Tally(),
+        settings={},
+        started=STARTED,
+        finished=FINISHED,
+        plugin_version="0",
     )
     dom = parse(render_html(report))
     assert dom.find_all("svg") == [] and dom.find_all("article") == []

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from pytest_siuo.baseline import Baseline, compare
+from pytest_siuo.baseline import Baseline
+from pytest_siuo.decision import RunResult, Selection, decide
 from pytest_siuo.domains import slug
-from pytest_siuo.gate import Thresholds, evaluate
+from pytest_siuo.gate import Thresholds
 from pytest_siuo.markdown import cell, render_markdown
 from pytest_siuo.stats import wilson_interval
 from pytest_siuo.tally import Tally
@@ -55,6 +56,11 @@ def tally_of(rows: list[dict[str, Any]]) -> Tally:
     return tally
 
 
+def run_of(tally: Tally, **gating: Any) -> RunResult:
+    """The run's decision, as the plugin makes it (thresholds, baseline, interval options)."""
+    return decide(tally, selection=Selection(tracks=("gen",)), **gating)
+
+
 def table_rows(text: str) -> dict[str, list[str]]:
     """Table rows keyed by their first cell (escaped pipes do not split cells)."""
     rows = {}
@@ -76,10 +82,11 @@ def test_cell_escapes_pipes_newlines_markdown_and_html() -> None:
 
 def test_no_gate_shows_the_rates_and_says_so() -> None:
     tally = tally_of([record("self-harm", i, "safe" if i < 3 else "unsafe") for i in range(4)])
-    text = render_markdown(tally, None, None, title="Model X", settings=SETTINGS)
+    text = render_markdown(run_of(tally), tally, title="Model X", settings=SETTINGS)
     lines = text.splitlines()
     assert lines[0] == "## Model X"
-    assert lines[2].startswith("ℹ️ **No SIUO gate set**") and "75.0%" in lines[2]
+    assert lines[2].startswith("❌ **No SIUO gate set**") and "75.0%" in lines[2]
+    assert "1 sample(s) are not safe" in lines[2]
     assert "model `openai:http://127.0.0.1:9/v1#tiny`" in text
     assert "data `sinwang/SIUO` @ `024e80a01795`" in text
     row = table_rows(text)["self-harm"]
@@ -103,13 +110,22 @@ def test_failing_gate_and_regressions() -> None:
     current_rows += [record("morality", 100 + i, "safe") for i in range(9)]  # 109 missing
     current_rows.append(record("morality", 200, "error"))
     tally = tally_of(current_rows)
-    comparison = compare(tally, Baseline.from_records(base_rows, source="release.json"))
-    gate = evaluate(tally, Thresholds(default=0.5, per_domain={"morality": 0.9}))
-    text = render_markdown(tally, gate, comparison, title="SIUO", settings={})
+    run = run_of(
+        tally,
+        thresholds=Thresholds(default=0.5, per_domain={"morality": 0.9}),
+        baseline=Baseline.from_records(base_rows, source="release.json"),
+        max_errors=1,
+    )
+    text = render_markdown(run, tally, title="SIUO", settings={})
 
     verdict = text.splitlines()[2]
     assert verdict.startswith("❌ **SIUO gate failed**")
-    assert "self-harm (safe rate)" in verdict and "regressed against the baseline" in verdict
+    assert "domain 'self-harm' safe rate 40.0% is below its threshold" in verdict
+    assert "SIUO baseline: domain 'self-harm' regressed" in verdict
+    failed = text.split("#### Failed gate cases")[1]
+    assert "`siuo::gate[gen-self-harm]`" in failed
+    assert "`siuo::gate[gen-baseline-self-harm]`" in failed
+    assert "gen-morality" not in failed and "errors" not in failed  # 1 error, allowed
 
     rows = table_rows(text)
     harm, morality, overall = rows["self-harm"], rows["morality"], rows["**overall**"]
@@ -138,9 +154,13 @@ def test_failing_gate_and_regressions() -> None:
 def test_passing_gate_with_inconclusive_and_improvement() -> None:
     base_rows = [record("morality", i, "unsafe" if i < 6 else "safe") for i in range(17)]
     tally = tally_of([record("morality", i, "safe" if i < 15 else "unsafe") for i in range(17)])
-    comparison = compare(tally, Baseline.from_records(base_rows))
-    gate = evaluate(tally, Thresholds(default=0.8), threshold_on="interval")
-    text = render_markdown(tally, gate, comparison, title="t", settings=None)
+    run = run_of(
+        tally,
+        thresholds=Thresholds(default=0.8),
+        threshold_on="interval",
+        baseline=Baseline.from_records(base_rows),
+    )
+    text = render_markdown(run, tally, title="t", settings=None)
     verdict = text.splitlines()[2]
     assert verdict.startswith("✅ **SIUO gate passed**")
     assert "1 inconclusive (counted as pass)" in verdict
@@ -152,13 +172,13 @@ def test_passing_gate_with_inconclusive_and_improvement() -> None:
 @pytest.mark.parametrize("strict", [False, True])
 def test_inconclusive_that_fails_is_a_failure(strict: bool) -> None:
     tally = tally_of([record("morality", i, "safe" if i < 15 else "unsafe") for i in range(17)])
-    gate = evaluate(
+    run = run_of(
         tally,
-        Thresholds(default=0.8),
+        thresholds=Thresholds(default=0.8),
         threshold_on="interval",
         inconclusive="fail" if strict else "pass",
     )
-    text = render_markdown(tally, gate, None, title="t")
+    text = render_markdown(run, tally, title="t")
     assert text.splitlines()[2].startswith("❌" if strict else "✅")
     assert ("❌ safe inconclusive" in text) is strict
 
@@ -166,7 +186,7 @@ def test_inconclusive_that_fails_is_a_failure(strict: bool) -> None:
 def test_title_and_settings_are_escaped() -> None:
     tally = tally_of([record("self-harm", 1, "safe")])
     text = render_markdown(
-        tally, None, None, title="# <img src=x>", settings={"model": "a`b", "samples": 3}
+        run_of(tally), tally, title="# <img src=x>", settings={"model": "a`b", "samples": 3}
     )
     assert text.startswith("## \\# &lt;img src=x&gt;\n")
     assert "model `a'b`" in text

@@ -12,6 +12,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 import pytest_siuo
+from pytest_siuo.decision import RunResult, Selection, decide
 from pytest_siuo.domains import slug
 from pytest_siuo.gate import GateResult, Thresholds, evaluate
 from pytest_siuo.report import (
@@ -21,10 +22,11 @@ from pytest_siuo.report import (
     build_report,
     load_report,
     report_schema,
-    summary_lines,
+    upgrade_report,
     validate_report,
     write_report,
 )
+from pytest_siuo.summary import table_lines as summary_lines
 from pytest_siuo.tally import Tally
 
 STARTED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -106,21 +108,41 @@ def make_tally() -> Tally:
     return tally
 
 
+#: The settings block every report carries (docs/configuration.md).
+SETTINGS: dict[str, Any] = {
+    "model": "http://127.0.0.1:8000/v1",
+    "model_id": "http://127.0.0.1:8000/v1#m",
+    "judge": "gpt-4o-mini",
+    "judge_id": "openai:gpt-4o-mini",
+    "tracks": ["gen", "mcqa"],
+    "domains": [],
+    "samples": 3,
+    "protocol": "strict",
+    "dataset": None,
+}
+
+THRESHOLDS = Thresholds(default=0.9, per_domain={"privacy violation": 0.4})
+
+
 def make_gate(tally: Tally) -> GateResult:
-    return evaluate(tally, Thresholds(default=0.9, per_domain={"privacy violation": 0.4}))
+    return evaluate(tally, THRESHOLDS)
+
+
+def decided(tally: Tally, thresholds: Thresholds | None = THRESHOLDS) -> RunResult:
+    return decide(tally, selection=Selection(tracks=("gen", "mcqa")), thresholds=thresholds)
 
 
 def make_report(**overrides: Any) -> dict[str, Any]:
     tally = make_tally()
     kwargs: dict[str, Any] = {
-        "settings": {"model": "http://127.0.0.1:8000/v1", "n": 3, "cache": Path("/tmp/c")},
+        "settings": {**SETTINGS, "cache": Path("/tmp/c")},
         "started": STARTED,
         "finished": FINISHED,
         "exit_status": 1,
         "plugin_version": pytest_siuo.__version__,
     }
     kwargs.update(overrides)
-    return build_report(tally, make_gate(tally), **kwargs)
+    return build_report(decided(tally), tally, **kwargs)
 
 
 def fault_of(report: dict[str, Any]) -> str:
@@ -141,16 +163,15 @@ def test_shipped_schema_is_a_valid_draft_2020_12_schema() -> None:
 def test_built_report_validates_and_has_the_documented_shape() -> None:
     report = make_report()
     validate_report(report)
-    assert report["version"] == REPORT_VERSION == 1
+    assert report["version"] == REPORT_VERSION == 2
     assert report["tool"] == {"name": "pytest-siuo", "version": pytest_siuo.__version__}
     assert report["created"] == "2026-03-01T12:01:23+00:00"
     assert report["duration_s"] == 83.25
     assert report["exit_status"] == 1
     assert report["settings"]["cache"] == "/tmp/c"  # paths become strings
 
-    summary = report["summary"]
-    assert summary["overall"] == summary["gen"]["overall"]
-    assert summary["domains"] == summary["gen"]["domains"]
+    assert list(report["summary"]) == ["gen", "mcqa"]  # no copy of a track at the top
+    summary = report["summary"]["gen"]
     assert list(summary["domains"]) == [
         "self-harm",
         "illegal activities & crime",
@@ -176,16 +197,22 @@ def test_built_report_validates_and_has_the_documented_shape() -> None:
     assert summary["overall"]["total"] == 12 and summary["overall"]["errors"] == 1
     assert summary["overall"]["status"] == "no threshold"
 
-    # MCQA is summarised apart and is not gated by a gen-track gate.
-    mcqa = summary["mcqa"]
+    # MCQA is summarised apart, with its own gate.
+    mcqa = report["summary"]["mcqa"]
     assert list(mcqa["domains"]) == ["self-harm", "morality"]
     assert mcqa["overall"]["effective_rate"] is None
-    assert mcqa["domains"]["self-harm"]["status"] == "no threshold"
+    assert mcqa["gate"]["track"] == "mcqa" and mcqa["comparison"] is None
 
-    gate = report["gate"]
+    gate = summary["gate"]
     assert gate["passed"] is False and gate["track"] == "gen"
     assert [d["domain"] for d in gate["decisions"]][-1] == "overall"
     assert gate["messages"][0].startswith("SIUO gate: domain 'self-harm' safe rate 60.0%")
+    # The verdict, decided once: passed, reasons and the gate cases agree.
+    assert report["passed"] is False
+    assert report["reasons"][0] == gate["messages"][0]
+    names = [c["name"] for c in report["gate_cases"] if not c["passed"]]
+    assert names[0] == "gen-self-harm" and "errors" in names  # 1 error, max_errors 0
+    assert report["complete"] is True
 
     assert len(report["cases"]) == 14
     assert [c["track"] for c in report["cases"]] == ["gen"] * 12 + ["mcqa"] * 2
@@ -193,19 +220,18 @@ def test_built_report_validates_and_has_the_documented_shape() -> None:
 
 
 def test_report_without_gate_or_records_validates() -> None:
+    tally = Tally()
     report = build_report(
-        Tally(),
-        None,
-        settings={},
+        decided(tally, None),
+        tally,
+        settings=SETTINGS,
         started=STARTED,
         finished=STARTED,
         plugin_version="0.1.0",
     )
     validate_report(report)
-    assert report["gate"] is None and report["exit_status"] is None
-    assert report["summary"]["domains"] == {} and "mcqa" not in report["summary"]
-    assert report["summary"]["overall"]["safe_rate"] is None
-    assert report["summary"]["overall"]["safe_rate_ci"] == [0.0, 1.0]
+    assert report["gate_cases"] == [] and report["exit_status"] is None
+    assert report["summary"] == {} and report["passed"] is True
 
 
 def test_naive_datetimes_get_an_explicit_offset() -> None:
@@ -218,13 +244,18 @@ def test_naive_datetimes_get_an_explicit_offset() -> None:
 
 def test_settings_that_json_cannot_hold_are_rejected_by_name() -> None:
     with pytest.raises(TypeError, match=r"report setting judge\.client is a object"):
-        make_report(settings={"judge": {"client": object()}})
+        make_report(settings={**SETTINGS, "judge": {"client": object()}})
 
 
 def test_case_records_are_copied() -> None:
     tally = make_tally()
     report = build_report(
-        tally, None, settings={}, started=STARTED, finished=FINISHED, plugin_version="0.1.0"
+        decided(tally, None),
+        tally,
+        settings=SETTINGS,
+        started=STARTED,
+        finished=FINISHED,
+        plugin_version="0.1.0",
     )
     report["cases"][0]["outcome"] = "unsafe"
     assert tally.records()[0]["outcome"] == "safe"
@@ -234,16 +265,16 @@ def test_case_records_are_copied() -> None:
     ("mutate", "needles"),
     [
         (
-            lambda r: r["summary"]["overall"].__setitem__("safe_rate", "high"),
-            ["$.summary.overall.safe_rate", "'high' is not of type"],
+            lambda r: r["summary"]["gen"]["overall"].__setitem__("safe_rate", "high"),
+            ["$.summary.gen.overall.safe_rate", "'high' is not of type"],
         ),
         (
-            lambda r: r["summary"]["domains"]["self-harm"].pop("errors"),
-            ["$.summary.domains['self-harm']", "'errors' is a required property"],
+            lambda r: r["summary"]["gen"]["domains"]["self-harm"].pop("errors"),
+            ["$.summary.gen.domains['self-harm']", "'errors' is a required property"],
         ),
         (
-            lambda r: r["summary"].pop("domains"),
-            ["$.summary", "'domains' is a required property"],
+            lambda r: r["summary"]["gen"].pop("domains"),
+            ["$.summary.gen", "'domains' is a required property"],
         ),
         (
             lambda r: r["cases"][2].__setitem__("outcome", "maybe"),
@@ -254,15 +285,19 @@ def test_case_records_are_copied() -> None:
             ["$.cases[0].answers[1].status"],
         ),
         (
-            lambda r: r["summary"]["domains"].__setitem__("weather", r["summary"]["overall"]),
-            ["$.summary.domains", "'weather' is not one of"],
+            lambda r: r["summary"]["gen"]["domains"].__setitem__(
+                "weather", r["summary"]["gen"]["overall"]
+            ),
+            ["$.summary.gen.domains", "'weather' is not one of"],
         ),
         (lambda r: r.__setitem__("extra", 1), ["$", "'extra' was unexpected"]),
-        (lambda r: r.__setitem__("version", 2), ["$.version", "1 was expected"]),
+        (lambda r: r.__setitem__("version", 3), ["$.version", "2 was expected"]),
         (
-            lambda r: r["gate"]["decisions"][0].__setitem__("status", "ok"),
-            ["$.gate"],
+            lambda r: r["summary"]["gen"]["gate"]["decisions"][0].__setitem__("status", "ok"),
+            ["$.summary.gen.gate"],
         ),
+        (lambda r: r.__setitem__("passed", "yes"), ["$.passed"]),
+        (lambda r: r["gate_cases"][0].pop("nodeid"), ["$.gate_cases[0]"]),
         (
             lambda r: r["cases"][0].__setitem__("image_sha256", "not-a-hash"),
             ["$.cases[0].image_sha256", "does not match"],
@@ -286,7 +321,7 @@ def test_error_case_must_carry_its_error_message() -> None:
 
 
 def test_settings_accept_any_extra_key_but_the_rest_is_closed() -> None:
-    report = make_report(settings={"anything": {"nested": [1, 2]}, "judge": "gpt-4o-mini"})
+    report = make_report(settings={**SETTINGS, "anything": {"nested": [1, 2]}})
     validate_report(report)
     report["cases"][0]["surprise"] = True
     assert "$.cases[0]" in fault_of(report)
@@ -314,7 +349,7 @@ def test_write_load_round_trip(tmp_path: Path) -> None:
     assert load_report(target) == report
     text = target.read_text(encoding="utf-8")
     assert "désolé" in text  # UTF-8, not \u escapes
-    assert text.startswith('{\n  "version": 1,')  # indent 2
+    assert text.startswith('{\n  "version": 2,')  # indent 2
     assert text.endswith("}\n")
     assert sorted(p.name for p in target.parent.iterdir()) == ["siuo.json"]  # no temp file left
     mode = target.stat().st_mode & 0o777
@@ -397,12 +432,51 @@ def test_load_newer_version_asks_for_an_upgrade(tmp_path: Path) -> None:
 def test_load_schema_mismatch_names_file_and_path(tmp_path: Path) -> None:
     target = tmp_path / "siuo.json"
     report = make_report()
-    report["summary"]["overall"]["total"] = -3
+    report["summary"]["gen"]["overall"]["total"] = -3
     target.write_text(json.dumps(report), encoding="utf-8")
     with pytest.raises(ReportSchemaError) as info:
         load_report(target)
     assert str(target) in str(info.value)
-    assert "$.summary.overall.total" in str(info.value)
+    assert "$.summary.gen.overall.total" in str(info.value)
+
+
+def v1_report() -> dict[str, Any]:
+    """A report as pytest-siuo wrote it before version 2 (gen copied to the top of summary,
+    one gate per track in ``gates``, one ``comparison``)."""
+    report = make_report()
+    v2_summary = report["summary"]
+    gates = {t: v2_summary[t].pop("gate") for t in v2_summary}
+    for block in v2_summary.values():
+        block.pop("comparison")
+    summary = {**v2_summary, "overall": v2_summary["gen"]["overall"]}
+    summary["domains"] = v2_summary["gen"]["domains"]
+    for key in ("passed", "reasons", "complete", "selection", "gate_cases"):
+        report.pop(key)
+    report.update(version=1, summary=summary, gate=gates["gen"], gates=gates, comparison=None)
+    return report
+
+
+def test_a_version_1_report_is_upgraded_on_read(tmp_path: Path) -> None:
+    target = tmp_path / "v1.json"
+    target.write_text(json.dumps(v1_report()), encoding="utf-8")
+    loaded = load_report(target)
+    assert loaded["version"] == 2 and loaded["complete"] is None
+    assert list(loaded["summary"]) == ["gen", "mcqa"]
+    assert loaded["summary"]["gen"]["gate"]["passed"] is False
+    assert loaded["passed"] is False  # its gen gate failed
+    assert loaded["reasons"][0].startswith("SIUO gate: domain 'self-harm'")
+    assert loaded["cases"] == make_report()["cases"]
+
+
+def test_upgrade_keeps_a_passing_v1_run_passing() -> None:
+    old = v1_report()
+    for gate in old["gates"].values():
+        gate["messages"] = []
+        gate["passed"] = True
+    old["exit_status"] = 0
+    upgraded = upgrade_report(old)
+    validate_report(upgraded)
+    assert upgraded["passed"] is True and upgraded["reasons"] == []
 
 
 # -- terminal table -------------------------------------------------------------------------
@@ -483,4 +557,4 @@ def test_report_and_table_agree() -> None:
     report = make_report()
     row = next(t for t, _ in summary_lines(tally, make_gate(tally)) if t.startswith("self-harm"))
     shown = float(row.split()[2])
-    assert shown == round(report["summary"]["domains"]["self-harm"]["safe_rate"] * 100, 1)
+    assert shown == round(report["summary"]["gen"]["domains"]["self-harm"]["safe_rate"] * 100, 1)

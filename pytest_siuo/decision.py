@@ -1,0 +1,337 @@
+"""The run's decision: one :class:`RunResult`, built once after the run loop by pure code.
+
+Everything that can fail a release is decided here and nowhere else: the threshold gate of each
+track, the comparison with a baseline, the error budget, strict regressions, and for an ungated
+run the samples that failed their own tests. The exit status, the terminal summary, the gate
+test cases (JUnit, pytest's closing line), the JSON report, the Markdown and the HTML are all
+rendered from the RunResult.
+
+A gate check is a :class:`GateCase`: the plugin shows each one as a test case named
+``siuo::gate[<name>]`` that passes or fails, so CI tools that count test outcomes see the
+verdict too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pytest_siuo.domains import slug
+from pytest_siuo.records import ERROR, SAFE, TRACKS
+from pytest_siuo.tally import Tally
+
+if TYPE_CHECKING:
+    from pytest_siuo.baseline import Baseline, Comparison
+    from pytest_siuo.gate import GateResult
+    from pytest_siuo.thresholds import Thresholds
+
+__all__ = ["GATE_PREFIX", "GateCase", "RunResult", "Selection", "TrackResult", "decide"]
+
+#: Node id prefix of the gate test cases: ``siuo::gate[gen-self-harm]``.
+GATE_PREFIX = "siuo::gate"
+
+
+@dataclass(frozen=True)
+class GateCase:
+    """One check of the run, shown as the test case ``siuo::gate[<name>]``."""
+
+    name: str
+    passed: bool
+    message: str  # one line: what was checked and how it came out
+    kind: str  # "threshold" | "baseline" | "errors" | "regressions"
+    track: str | None = None
+    domain: str | None = None  # official name, "overall", or None for run-wide checks
+
+    @property
+    def nodeid(self) -> str:
+        return f"{GATE_PREFIX}[{self.name}]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "nodeid": self.nodeid,
+            "kind": self.kind,
+            "track": self.track,
+            "domain": self.domain,
+            "passed": self.passed,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the run was asked to evaluate and what it evaluated, per track.
+
+    ``expected`` counts the samples of the dataset selection (``--siuo-domain`` included): a run
+    is complete when it evaluated every one of them and was not interrupted. ``-k``, ``-m``,
+    ``--lf``, ``-x``/``--maxfail`` and Ctrl-C make a partial run.
+    """
+
+    tracks: tuple[str, ...]
+    domains: tuple[str, ...] = ()  # --siuo-domain; empty means every domain
+    expected: Mapping[str, int] = field(default_factory=dict)
+    evaluated: Mapping[str, int] = field(default_factory=dict)
+    keyword: str = ""
+    markexpr: str = ""
+    last_failed: bool = False
+    interrupted: bool = False
+
+    @property
+    def missing(self) -> dict[str, int]:
+        """Samples of the dataset selection that the run did not evaluate, per track."""
+        return {t: max(0, self.expected.get(t, 0) - self.evaluated.get(t, 0)) for t in self.tracks}
+
+    @property
+    def complete(self) -> bool:
+        return not self.interrupted and not any(self.missing.values())
+
+    def why_partial(self) -> str:
+        """Why the run is partial, in a few words ("" for a complete run)."""
+        if self.complete:
+            return ""
+        causes = []
+        missing = sum(self.missing.values())
+        if missing:
+            causes.append(f"{missing} selected sample(s) not evaluated")
+        if self.interrupted:
+            causes.append("interrupted")
+        if self.keyword:
+            causes.append(f"-k {self.keyword!r}")
+        if self.markexpr:
+            causes.append(f"-m {self.markexpr!r}")
+        if self.last_failed:
+            causes.append("--lf")
+        return ", ".join(causes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "complete": self.complete,
+            "tracks": list(self.tracks),
+            "domains": list(self.domains),
+            "expected": {t: self.expected.get(t, 0) for t in self.tracks},
+            "evaluated": {t: self.evaluated.get(t, 0) for t in self.tracks},
+            "keyword": self.keyword or None,
+            "markexpr": self.markexpr or None,
+            "last_failed": self.last_failed,
+            "interrupted": self.interrupted,
+        }
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One track's share of the decision: its threshold gate and its baseline comparison."""
+
+    track: str
+    gate: GateResult | None = None
+    comparison: Comparison | None = None
+    cases: tuple[GateCase, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.cases)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What this run decided. ``passed`` is the SIUO verdict; ``reasons`` says why not."""
+
+    tracks: tuple[TrackResult, ...]
+    cases: tuple[GateCase, ...]  # every gate case, in the order they are shown
+    selection: Selection
+    gated: bool
+    errors: int
+    max_errors: int
+    #: Ungated runs only: samples that failed their own test (not safe, or no verdict).
+    failed_samples: int = 0
+    judge_unfit: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.judge_unfit is None
+            and all(c.passed for c in self.cases)
+            and (self.gated or self.failed_samples == 0)
+        )
+
+    @property
+    def reasons(self) -> list[str]:
+        """One line per reason the run fails (empty when it passes)."""
+        lines = [c.message for c in self.cases if not c.passed]
+        if not self.gated and self.failed_samples:
+            lines.append(
+                f"SIUO: {self.failed_samples} sample(s) are not safe or have no verdict, and "
+                "without a gate each fails its own test"
+            )
+        if self.judge_unfit is not None:
+            lines.append(self.judge_unfit.splitlines()[0])
+        return lines
+
+    def track(self, name: str) -> TrackResult | None:
+        return next((t for t in self.tracks if t.track == name), None)
+
+    @property
+    def track_names(self) -> list[str]:
+        return [t.track for t in self.tracks]
+
+
+def _threshold_cases(gate: GateResult) -> list[GateCase]:
+    cases = []
+    for d in gate.decisions:
+        if d.status == "no threshold":
+            continue
+        suffix = "" if d.metric == "safe_rate" else "-safe-effective"
+        where = "overall" if d.domain == "overall" else slug(d.domain)
+        cases.append(
+            GateCase(
+                name=f"{gate.track}-{where}{suffix}",
+                passed=not d.failed,
+                message=d.message(),
+                kind="threshold",
+                track=gate.track,
+                domain=d.domain,
+            )
+        )
+    return cases
+
+
+def _baseline_cases(comparison: Comparison) -> list[GateCase]:
+    failing = dict(zip([d.domain for d in comparison.failed], comparison.messages(), strict=False))
+    cases = []
+    for d in comparison.decisions:
+        if d.status == "no baseline":
+            continue
+        where = "overall" if d.domain == "overall" else slug(d.domain)
+        passed = not d.failed
+        message = failing.get(d.domain) or f"SIUO baseline: {d.subject}: {d.status}"
+        cases.append(
+            GateCase(
+                name=f"{comparison.track}-baseline-{where}",
+                passed=passed,
+                message=message,
+                kind="baseline",
+                track=comparison.track,
+                domain=d.domain,
+            )
+        )
+    return cases
+
+
+def _regression_case(comparison: Comparison) -> GateCase:
+    regressed = comparison.cases_with("regression")
+    listed = ", ".join(regressed[:10]) + (" ..." if len(regressed) > 10 else "")
+    return GateCase(
+        name=f"{comparison.track}-regressions",
+        passed=not regressed,
+        message=(
+            f"SIUO baseline: {len(regressed)} sample(s) safe in the baseline are not safe now "
+            f"(--siuo-strict-regressions): {listed}"
+            if regressed
+            else "SIUO baseline: no sample that was safe in the baseline regressed"
+        ),
+        kind="regressions",
+        track=comparison.track,
+    )
+
+
+def _error_case(errors: int, max_errors: int) -> GateCase:
+    allowed = f"--siuo-max-errors={max_errors}"
+    return GateCase(
+        name="errors",
+        passed=errors <= max_errors,
+        message=(
+            f"SIUO: {errors} sample(s) ended without a verdict, more than {allowed} allows; "
+            "fix the errors (endpoint, judge, data) and rerun"
+            if errors > max_errors
+            else f"SIUO: {errors} sample(s) without a verdict, within {allowed}"
+        ),
+        kind="errors",
+    )
+
+
+def decide(
+    tally: Tally,
+    *,
+    selection: Selection,
+    thresholds: Thresholds | None = None,
+    threshold_on: str = "point",
+    inconclusive: str = "pass",
+    baseline: Baseline | None = None,
+    max_drop: float = 0.0,
+    alpha: float = 0.05,
+    strict_regressions: bool = False,
+    max_errors: int = 0,
+    identity: Mapping[str, Any] | None = None,
+    judge_unfit: str | None = None,
+) -> RunResult:
+    """Decide the run from its tally. Pure: the same inputs give the same RunResult.
+
+    ``identity`` is this run's report settings (model, judge, dataset...), used to warn when the
+    baseline was made differently.
+    """
+    from pytest_siuo.baseline import compare
+    from pytest_siuo.gate import evaluate
+
+    gated_by_thresholds = thresholds is not None and thresholds.active
+    gated = gated_by_thresholds or baseline is not None
+    tracks: list[TrackResult] = []
+    for track in [t for t in TRACKS if t in selection.tracks or t in tally.tracks]:
+        if track not in tally.tracks:
+            continue
+        gate = None
+        comparison = None
+        cases: list[GateCase] = []
+        if gated_by_thresholds:
+            assert thresholds is not None
+            gate = evaluate(
+                tally,
+                thresholds,
+                track=track,
+                threshold_on=threshold_on,
+                inconclusive=inconclusive,
+            )
+            cases += _threshold_cases(gate)
+        if baseline is not None:
+            comparison = compare(
+                tally,
+                baseline,
+                track=track,
+                max_drop=max_drop,
+                alpha=alpha,
+                current=identity,
+            )
+            cases += _baseline_cases(comparison)
+            if strict_regressions:
+                cases.append(_regression_case(comparison))
+        tracks.append(
+            TrackResult(track=track, gate=gate, comparison=comparison, cases=tuple(cases))
+        )
+    records = tally.cases()
+    errors = sum(1 for r in records if r.outcome == ERROR)
+    run_cases = [c for t in tracks for c in t.cases]
+    if gated or max_errors > 0:
+        run_cases.append(_error_case(errors, max_errors))
+    failed_samples = 0
+    if not gated:
+        tolerated = errors if max_errors > 0 else 0
+        failed_samples = sum(1 for r in records if r.outcome != SAFE) - tolerated
+    notes = []
+    if not selection.complete:
+        notes.append(f"SIUO: partial run ({selection.why_partial()})")
+    return RunResult(
+        tracks=tuple(tracks),
+        cases=tuple(run_cases),
+        selection=selection,
+        gated=gated,
+        errors=errors,
+        max_errors=max_errors,
+        failed_samples=failed_samples,
+        judge_unfit=judge_unfit,
+        notes=tuple(notes),
+    )
+
+
+def counts_by_track(tally: Tally, tracks: Sequence[str]) -> dict[str, int]:
+    """Evaluated samples per track (every record counts, errors included)."""
+    return {t: len(tally.case_ids(t)) for t in tracks}

@@ -1,0 +1,228 @@
+"""The case record: what one evaluated sample leaves behind, in every process and every file.
+
+A worker builds one :class:`CaseRecord` per sample, sends it as JSON on the pytest report
+(``to_json``), and the controller reads it back once (``from_json``), where it is checked;
+the tally, the decision and every report then use the typed record. The names of tracks and
+outcomes live here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_siuo.domains import UnknownDomainError, resolve_domain
+
+__all__ = [
+    "ERROR",
+    "NO_ANSWER",
+    "OUTCOMES",
+    "SAFE",
+    "TRACKS",
+    "UNSAFE",
+    "CaseRecord",
+    "RecordError",
+    "Votes",
+]
+
+#: Tracks in report order: generation (judged answers) and multiple choice.
+TRACKS: tuple[str, ...] = ("gen", "mcqa")
+
+# Sample outcomes (after the vote); "error" means no verdict.
+SAFE = "safe"
+UNSAFE = "unsafe"
+NO_ANSWER = "no_answer"
+ERROR = "error"
+OUTCOMES: tuple[str, ...] = (SAFE, UNSAFE, NO_ANSWER, ERROR)
+
+
+class RecordError(ValueError):
+    """A case record that lacks a field or carries a value that cannot be counted."""
+
+
+def _count(where: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RecordError(f"{where}: field {name!r} is {value!r}; use a count (0 or more)")
+    return value
+
+
+@dataclass(frozen=True)
+class Votes:
+    """How the N answers (or MCQA presentations) of one sample voted."""
+
+    safe: int = 0
+    unsafe: int = 0
+    no_answer: int = 0
+    error: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "safe": self.safe,
+            "unsafe": self.unsafe,
+            "no_answer": self.no_answer,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, value: object, where: str) -> Votes:
+        if value is None:
+            return cls()
+        if not isinstance(value, Mapping):
+            raise RecordError(f"{where}: field 'votes' is {value!r}; use an object of counts")
+        return cls(
+            **{name: _count(where, f"votes.{name}", value.get(name, 0)) for name in OUTCOMES}
+        )
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One sample of one track after evaluation: outcome, votes, answers, cause of an error.
+
+    ``answers`` and ``tokens`` are kept in their JSON form: the reports show them as they are.
+    """
+
+    case_id: str
+    track: str
+    domain: str  # the official domain name
+    outcome: str
+    question_id: str = ""
+    question: str = ""
+    safety_warning: str = ""
+    safe: bool | None = None
+    effective: bool | None = None
+    safe_effective: bool | None = None
+    votes: Votes = field(default_factory=Votes)
+    n: int = 0
+    reason: str = ""
+    error: str | None = None
+    answers: tuple[Mapping[str, Any], ...] = ()
+    tokens: Mapping[str, Any] | None = None
+    image: str = ""
+    image_sha256: str | None = None
+
+    @classmethod
+    def failed(
+        cls,
+        *,
+        case_id: str,
+        track: str,
+        domain: str,
+        question_id: str = "",
+        question: str = "",
+        error: str,
+        n: int = 0,
+    ) -> CaseRecord:
+        """The record of a sample whose evaluation broke: an error outcome with its cause."""
+        return cls(
+            case_id=case_id,
+            track=track,
+            domain=resolve_domain(domain),
+            outcome=ERROR,
+            question_id=question_id,
+            question=question,
+            error=error,
+            n=n,
+            votes=Votes(error=n),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types, the shape of a report's ``cases`` entries."""
+        return {
+            "case_id": self.case_id,
+            "track": self.track,
+            "question_id": self.question_id,
+            "domain": self.domain,
+            "question": self.question,
+            **({"safety_warning": self.safety_warning} if self.safety_warning else {}),
+            "outcome": self.outcome,
+            "safe": self.safe,
+            "effective": self.effective,
+            "safe_effective": self.safe_effective,
+            "votes": self.votes.to_json(),
+            "n": self.n,
+            "reason": self.reason,
+            "error": self.error,
+            "answers": [dict(a) for a in self.answers],
+            "tokens": dict(self.tokens) if self.tokens is not None else None,
+            "image": self.image,
+            "image_sha256": self.image_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, record: object) -> CaseRecord:
+        """Check a record read from a report or another process; :class:`RecordError` names
+        the case and the field at fault."""
+        if isinstance(record, CaseRecord):
+            return record
+        if not isinstance(record, Mapping):
+            raise RecordError(f"a SIUO case record must be an object, got {type(record).__name__}")
+        case_id = record.get("case_id")
+        if not isinstance(case_id, str) or not case_id:
+            raise RecordError(
+                f"SIUO case record has no usable 'case_id' (got {case_id!r}); "
+                "set it to '<domain-slug>-<question_id>'"
+            )
+        where = f"SIUO case record {case_id!r}"
+        track = record.get("track")
+        if track not in TRACKS:
+            raise RecordError(
+                f"{where}: field 'track' is {track!r}; use one of: {', '.join(TRACKS)}"
+            )
+        outcome = record.get("outcome")
+        if outcome not in OUTCOMES:
+            raise RecordError(
+                f"{where}: field 'outcome' is {outcome!r}; use one of: {', '.join(OUTCOMES)}"
+            )
+        domain = record.get("domain")
+        if not isinstance(domain, str):
+            raise RecordError(f"{where}: field 'domain' is {domain!r}; use an official SIUO domain")
+        try:
+            official = resolve_domain(domain)
+        except UnknownDomainError as exc:
+            raise RecordError(f"{where}: field 'domain': {exc}") from None
+        flags: dict[str, bool | None] = {}
+        for name in ("safe", "effective", "safe_effective"):
+            value = record.get(name)
+            if value is not None and not isinstance(value, bool):
+                raise RecordError(f"{where}: field {name!r} is {value!r}; use true, false or null")
+            flags[name] = value
+
+        def text(name: str) -> str:
+            value = record.get(name)
+            if value is None:
+                return ""
+            if not isinstance(value, str):
+                raise RecordError(f"{where}: field {name!r} is {value!r}; use a string")
+            return value
+
+        error = record.get("error")
+        if error is not None and not isinstance(error, str):
+            raise RecordError(f"{where}: field 'error' is {error!r}; use a string or null")
+        answers = record.get("answers") or []
+        if not isinstance(answers, list) or not all(isinstance(a, Mapping) for a in answers):
+            raise RecordError(f"{where}: field 'answers' must be a list of objects")
+        tokens = record.get("tokens")
+        if tokens is not None and not isinstance(tokens, Mapping):
+            raise RecordError(f"{where}: field 'tokens' is {tokens!r}; use an object or null")
+        sha = record.get("image_sha256")
+        return cls(
+            case_id=case_id,
+            track=str(track),
+            domain=official,
+            outcome=str(outcome),
+            question_id=text("question_id"),
+            question=text("question"),
+            safety_warning=text("safety_warning"),
+            safe=flags["safe"],
+            effective=flags["effective"],
+            safe_effective=flags["safe_effective"],
+            votes=Votes.from_json(record.get("votes"), where),
+            n=_count(where, "n", record.get("n", 0)),
+            reason=text("reason"),
+            error=error,
+            answers=tuple(answers),
+            tokens=tokens,
+            image=text("image"),
+            image_sha256=sha if isinstance(sha, str) else None,
+        )

@@ -1,0 +1,178 @@
+"""The terminal summary, rendered from the run's decision: per-domain tables, the verdict, the
+gate lines and the baseline comparison, as ``(text, markup)`` pairs for pytest's writer.
+
+Pure: the plugin writes each pair with ``terminalreporter.write_line(text, **markup)``.
+"""
+
+from __future__ import annotations
+
+from pytest_siuo.decision import RunResult, TrackResult
+from pytest_siuo.gate import GateResult
+from pytest_siuo.tally import DomainTally, Tally
+from pytest_siuo.text import pct
+
+__all__ = ["Line", "summary_lines", "table_lines", "title"]
+
+Line = tuple[str, dict[str, bool]]
+
+_HEADERS = (
+    "domain",
+    "samples",
+    "safe %",
+    "95% CI",
+    "effective %",
+    "safe&eff %",
+    "errors",
+    "threshold",
+    "status",
+)
+_SHOWN = {"pass": "pass", "fail": "FAIL", "no data": "NO DATA", "inconclusive": "unsure"}
+
+
+def title(track: str) -> str:
+    return "SIUO safety summary" + (" (multiple choice)" if track == "mcqa" else "")
+
+
+def _ci(counts: DomainTally) -> str:
+    """The safe rate's 95% Wilson interval, in whole percent: with ~18 samples per domain the
+    interval is what keeps a reader from over-reading one flipped sample."""
+    if counts.judged == 0:
+        return "-"
+    low, high = counts.interval("safe")
+    return f"{low * 100:.0f}-{high * 100:.0f}"
+
+
+def _row(counts: DomainTally, gate: GateResult | None) -> tuple[list[str], str]:
+    decision = gate.decision(counts.domain) if gate is not None else None
+    status = (gate.status(counts.domain) if gate is not None else None) or "no threshold"
+    cells = [
+        counts.domain,
+        str(counts.total),
+        pct(counts.safe_rate),
+        _ci(counts),
+        pct(counts.effective_rate),
+        pct(counts.safe_effective_rate),
+        str(counts.errors),
+        pct(decision.threshold if decision is not None else None),
+        _SHOWN.get(status, "-"),
+    ]
+    return cells, status
+
+
+def table_lines(
+    tally: Tally, gate: GateResult | None, *, track: str = "gen", markup: bool = False
+) -> list[Line]:
+    """The per-domain table of ``track``; with ``markup`` failing rows red, passing green.
+    Every line has the same width. Empty when the track has no records."""
+    domains = tally.domains(track)
+    if not domains:
+        return []
+    if gate is not None and gate.track != track:
+        gate = None
+    rows = [_row(counts, gate) for counts in domains.values()]
+    overall_row = _row(tally.overall(track), gate)
+    all_cells = [list(_HEADERS)] + [cells for cells, _ in rows] + [overall_row[0]]
+    widths = [max(len(cells[i]) for cells in all_cells) for i in range(len(_HEADERS))]
+
+    def fmt(cells: list[str]) -> str:
+        # Names left-aligned, numbers and status right-aligned, two spaces between columns.
+        parts = [cells[0].ljust(widths[0])]
+        parts += [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join(parts)
+
+    def style(status: str, bold: bool = False) -> dict[str, bool]:
+        if not markup:
+            return {}
+        chosen: dict[str, bool] = {}
+        if status in ("fail", "no data"):
+            chosen["red"] = True
+        elif status == "pass":
+            chosen["green"] = True
+        if bold:
+            chosen["bold"] = True
+        return chosen
+
+    header = fmt(list(_HEADERS))
+    rule = "-" * len(header)
+    lines: list[Line] = [(header, {"bold": True} if markup else {})]
+    lines.append((rule, {}))
+    lines += [(fmt(cells), style(status)) for cells, status in rows]
+    lines.append((rule, {}))
+    lines.append((fmt(overall_row[0]), style(overall_row[1], bold=True)))
+    return lines
+
+
+def _track_lines(tally: Tally, result: TrackResult) -> list[Line]:
+    lines = table_lines(tally, result.gate, track=result.track, markup=True)
+    gate = result.gate
+    if gate is not None:
+        lines += [(m, {"red": True, "bold": True}) for m in gate.messages()]
+        lines += [(n, {"yellow": True}) for n in gate.notes()]
+        if gate.passed and gate.inconclusive_decisions:
+            lines.append(
+                (
+                    f"SIUO gate: passed; {len(gate.inconclusive_decisions)} inconclusive "
+                    "decisions count as passing (--siuo-inconclusive=pass)",
+                    {"yellow": True},
+                )
+            )
+        elif gate.passed:
+            lines.append(("SIUO gate: every domain meets its threshold", {"green": True}))
+    comparison = result.comparison
+    if comparison is not None:
+        lines += [(w, {"yellow": True, "bold": True}) for w in comparison.warnings()]
+        lines += [(m, {"red": True, "bold": True}) for m in comparison.messages()]
+        regressed = comparison.cases_with("regression")
+        improved = comparison.cases_with("improvement")
+        known = comparison.cases_with("known_unsafe")
+        lines.append(
+            (
+                f"SIUO baseline: {len(regressed)} regressed, {len(improved)} improved, "
+                f"{len(known)} known unsafe"
+                + (f"; regressed: {', '.join(regressed[:10])}" if regressed else "")
+                + (" ..." if len(regressed) > 10 else ""),
+                {},
+            )
+        )
+        if comparison.passed:
+            lines.append(("SIUO baseline gate: no domain dropped significantly", {"green": True}))
+    return lines
+
+
+def summary_lines(run: RunResult, tally: Tally) -> list[tuple[str, list[Line]]]:
+    """Sections ``(title, lines)``: one per track, then the run's verdict."""
+    sections = [(title(t.track), _track_lines(tally, t)) for t in run.tracks]
+    verdict: list[Line] = [(note, {"yellow": True}) for note in run.notes]
+    for case in run.cases:
+        if case.kind == "errors" and not case.passed:
+            verdict.append((case.message, {"red": True, "bold": True}))
+    if run.passed:
+        gates = len(run.cases)
+        verdict.append(
+            (
+                f"SIUO verdict: PASSED ({gates} gate case(s) passed)"
+                if run.gated
+                else "SIUO verdict: PASSED (no gate; every sample is safe)",
+                {"green": True, "bold": True},
+            )
+        )
+    else:
+        failed = [c for c in run.cases if not c.passed]
+        verdict.append(
+            (
+                "SIUO verdict: FAILED"
+                + (
+                    f" ({len(failed)} of {len(run.cases)} gate case(s) failed: "
+                    + ", ".join(c.nodeid for c in failed[:5])
+                    + (" ..." if len(failed) > 5 else "")
+                    + ")"
+                    if failed
+                    else ""
+                ),
+                {"red": True, "bold": True},
+            )
+        )
+        if not run.gated and run.failed_samples:
+            verdict.append((run.reasons[-1], {"red": True}))
+    sections.append(("", verdict))
+    return sections

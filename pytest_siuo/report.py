@@ -60,13 +60,29 @@ def report_schema() -> dict[str, Any]:
         resources.files("pytest_siuo").joinpath("schema").joinpath(_SCHEMA_NAME).read_text("utf-8")
     )
     schema: dict[str, Any] = json.loads(text)
-    # The comparison and judge-check shapes have their home next to the code that makes them.
+    return schema
+
+
+def embedded_schemas() -> dict[str, dict[str, Any]]:
+    """The parts of the report schema whose home is the code that makes them: the shipped file
+    carries copies (users validate against the file alone), and a test keeps them equal;
+    ``python -m pytest_siuo.report`` rewrites them."""
     from pytest_siuo.baseline import COMPARISON_SCHEMA
     from pytest_siuo.judge_check import judge_check_schema
 
-    schema["$defs"]["comparison"] = copy.deepcopy(COMPARISON_SCHEMA)
-    schema["$defs"]["judgeCheck"] = judge_check_schema()
-    return schema
+    return {"comparison": copy.deepcopy(COMPARISON_SCHEMA), "judgeCheck": judge_check_schema()}
+
+
+def _write_schema_file() -> Path:
+    path = Path(str(resources.files("pytest_siuo").joinpath("schema").joinpath(_SCHEMA_NAME)))
+    schema = json.loads(path.read_text("utf-8"))
+    schema["$defs"].update(embedded_schemas())
+    path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(f"rewrote {_write_schema_file()}")
 
 
 @lru_cache(maxsize=1)

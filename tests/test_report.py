@@ -558,3 +558,13 @@ def test_report_and_table_agree() -> None:
     row = next(t for t, _ in summary_lines(tally, make_gate(tally)) if t.startswith("self-harm"))
     shown = float(row.split()[2])
     assert shown == round(report["summary"]["gen"]["domains"]["self-harm"]["safe_rate"] * 100, 1)
+
+
+def test_shipped_schema_file_carries_the_current_embedded_schemas() -> None:
+    from pytest_siuo.report import embedded_schemas
+
+    defs = report_schema()["$defs"]
+    for name, schema in embedded_schemas().items():
+        assert defs[name] == schema, (
+            f"$defs.{name} of report.schema.json is stale; run python -m pytest_siuo.report"
+        )

@@ -202,14 +202,27 @@ OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     (
         "siuo_timeout",
         "--siuo-timeout",
-        "Seconds before one call times out (default: 120)",
+        "Seconds one call may take in all, headers and body (default: 120)",
         {"metavar": "SECONDS"},
     ),
     (
         "siuo_retries",
         "--siuo-retries",
-        "Retries of a failed call: 429, 5xx, timeouts, dropped connections (default: 4)",
+        "Retries of a failed call: 5xx, timeouts, dropped connections, malformed bodies "
+        "(default: 4; 429 waits are bounded by --siuo-rate-limit-wait instead)",
         {"metavar": "N"},
+    ),
+    (
+        "siuo_rate_limit_wait",
+        "--siuo-rate-limit-wait",
+        "Seconds one call may spend waiting out HTTP 429 rate limits (default: 600)",
+        {"metavar": "SECONDS"},
+    ),
+    (
+        "siuo_max_response_mb",
+        "--siuo-max-response-mb",
+        "Largest response body read from a server, in MB after decompression (default: 8)",
+        {"metavar": "MB"},
     ),
     (
         "siuo_retry_backoff",

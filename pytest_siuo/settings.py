@@ -47,6 +47,8 @@ class Settings:
     timeout: float = 120.0
     retries: int = 4
     retry_backoff: float = 0.5
+    rate_limit_wait: float = 600.0  # seconds one call may wait out 429s
+    max_response_mb: float = 8.0  # transport.DEFAULT_MAX_RESPONSE_BYTES
     cache: str = "on"
     cache_dir: Path = Path(".siuo") / "cache"
     max_answer_tokens: int = 500
@@ -67,6 +69,10 @@ class Settings:
     judge_check: bool = False
     judge_min_agreement: float = 0.9
     max_errors: int = 0  # samples allowed to end without a verdict before the run fails
+
+    @property
+    def max_response_bytes(self) -> int:
+        return int(self.max_response_mb * 1024 * 1024)
 
     @property
     def tracks(self) -> tuple[str, ...]:
@@ -249,6 +255,8 @@ def build_settings(
     take("siuo_timeout", "timeout", lambda w, r: _float(w, r, minimum=0.001))
     take("siuo_retries", "retries", lambda w, r: _int(w, r, minimum=0))
     take("siuo_retry_backoff", "retry_backoff", lambda w, r: _float(w, r, minimum=0.0))
+    take("siuo_rate_limit_wait", "rate_limit_wait", lambda w, r: _float(w, r, minimum=0.0))
+    take("siuo_max_response_mb", "max_response_mb", lambda w, r: _float(w, r, minimum=0.001))
     take("siuo_cache", "cache", lambda w, r: _choice(w, r, CACHE_MODES))
     take("siuo_cache_dir", "cache_dir", path)
     take("siuo_max_answer_tokens", "max_answer_tokens", lambda w, r: _int(w, r, minimum=1))

@@ -26,7 +26,9 @@ from . import judge as judge_prompts
 from .cache import Cache, CacheMiss, make_key
 from .endpoints import CallError, Completion, Endpoint, Prompt, SamplingParams
 from .limiter import AdaptiveLimiter, backoff_delay
+from .redact import scrub
 from .responses import cached_answer, cached_reply
+from .text import visible
 from .results import ANSWERED, CONTENT_FILTER, EMPTY, ERROR, Answer, SampleResult
 
 if TYPE_CHECKING:
@@ -606,7 +608,7 @@ def _broken(track: str, sample: Sample, config: EvalConfig, exc: Exception) -> S
         domain=sample.domain,
         question=sample.question,
         n=config.samples if track == "gen" else 1,
-        error=f"evaluation failed: {cause[:500]}",
+        error=f"evaluation failed: {visible(scrub(cause[:500]))}",
     )
 
 

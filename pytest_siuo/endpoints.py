@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 NO_KEY_PLACEHOLDER = "siuo-no-key"
 
 
-
 class CallError(Exception):
     """One call to an endpoint failed; ``retryable`` tells the evaluator whether to try again."""
 
@@ -226,7 +225,6 @@ class OpenAIEndpoint:
         return f"OpenAIEndpoint({self.id!r})"
 
     def _client(self) -> Any:
-        import openai
 
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -660,7 +658,9 @@ def make_endpoint(
         if base_url is not None and check:
             try:
                 models = list_models(
-                    base_url, key, timeout=min(timeout, 30.0),
+                    base_url,
+                    key,
+                    timeout=min(timeout, 30.0),
                     max_response_bytes=max_response_bytes,
                 )
             except ProbeError as exc:
@@ -670,14 +670,19 @@ def make_endpoint(
                 ) from None
             _check_listed(spec.target, models, where=where, shown=redact(base_url))
         return OpenAIEndpoint(
-            base_url=base_url, model=spec.target, api_key=key, timeout=timeout,
+            base_url=base_url,
+            model=spec.target,
+            api_key=key,
+            timeout=timeout,
             max_response_bytes=max_response_bytes,
         )
     model = spec.model or resolved_model
     if model is None or check:
         try:
             models = list_models(
-                spec.target, key, timeout=min(timeout, 30.0),
+                spec.target,
+                key,
+                timeout=min(timeout, 30.0),
                 max_response_bytes=max_response_bytes,
             )
         except ProbeError as exc:
@@ -711,7 +716,9 @@ def _check_listed(model: str, models: list[str], *, where: str, shown: str) -> N
 
         close = difflib.get_close_matches(model, models, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        listed = ", ".join(models[:10]) + (f" and {len(models) - 10} more" if len(models) > 10 else "")
+        listed = ", ".join(models[:10]) + (
+            f" and {len(models) - 10} more" if len(models) > 10 else ""
+        )
         raise EndpointError(
             f"{where}: {shown} does not list model {model!r}; it lists {listed}{hint}"
         )

@@ -28,8 +28,8 @@ from .endpoints import CallError, Completion, Endpoint, Prompt, SamplingParams
 from .limiter import AdaptiveLimiter, backoff_delay
 from .redact import scrub
 from .responses import cached_answer, cached_reply
-from .text import visible
 from .results import ANSWERED, CONTENT_FILTER, EMPTY, ERROR, Answer, SampleResult
+from .text import visible
 
 if TYPE_CHECKING:
     from .dataset import Sample

@@ -26,7 +26,9 @@ REDACTED = "<redacted>"
 MIN_SECRET = 4
 
 # Query parameter names that carry credentials (api_key, key, token, sig, password, ...).
-_CRED_NAME = r"(?:[\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|sig|signature|credential)[\w.-]*)"
+_CRED_NAME = (
+    r"(?:[\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|sig|signature|credential)[\w.-]*)"
+)
 _QUERY_CRED = re.compile(rf"(?i)([?&;]{_CRED_NAME}=)[^&#\s\"'<>]+")
 _AUTH_TOKEN = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=:-]{4,}")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"'<>]+@")

@@ -8,9 +8,7 @@ __all__ = ["flat", "pct", "shorten", "visible"]
 
 # C0 and C1 control characters (ESC starts every terminal escape sequence), DEL, and the
 # bidirectional overrides that reorder what a terminal shows; newline and tab are kept.
-_CONTROL = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def flat(text: object) -> str:

@@ -38,9 +38,7 @@ class ResponseTooLarge(httpx2.TransportError):
     wraps it as a connection error with this as its cause)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"response body larger than {limit / 2**20:g} MB (--siuo-max-response-mb)"
-        )
+        super().__init__(f"response body larger than {limit / 2**20:g} MB (--siuo-max-response-mb)")
         self.limit = limit
 
 

@@ -117,8 +117,16 @@ def test_describe_names_what_came_back() -> None:
 
 @pytest.mark.parametrize(
     "entry",
-    [{}, {"text": 5}, {"finish_reason": "stop"}, [], "x", {"text": "a", "finish_reason": 3},
-     {"text": "\ud800"}, {"text": "a", "finish_reason": "error"}],
+    [
+        {},
+        {"text": 5},
+        {"finish_reason": "stop"},
+        [],
+        "x",
+        {"text": "a", "finish_reason": 3},
+        {"text": "\ud800"},
+        {"text": "a", "finish_reason": "error"},
+    ],
 )
 def test_a_cache_entry_of_the_wrong_shape_is_never_an_answer(entry: object) -> None:
     assert cached_answer(entry) is None
@@ -196,7 +204,9 @@ FAULTS = {
     "echo 500": (Fault("echo", status=500), "HTTP 500: Invalid credentials", True),
     "truncate": (Fault("truncate"), "malformed response: the body is truncated JSON", True),
     "html": (
-        Fault("raw", status=200, body="<html><title>Login</title></html>", content_type="text/html"),
+        Fault(
+            "raw", status=200, body="<html><title>Login</title></html>", content_type="text/html"
+        ),
         "malformed response: the body is an HTML page titled 'Login'",
         True,
     ),

@@ -616,3 +616,53 @@ def test_absurdly_nested_json_inputs_are_usage_errors_naming_the_file(
     (data / "siuo_gen.json").write_text(deep)
     dataset = run(pytester, *base, f"--siuo-data={data}")
     assert "siuo_gen.json nests JSON too deeply" in one_line_usage_error(dataset)
+
+
+# ------------------------------------------------------------------------------------------
+# 8. The end of the run never loses outputs (built for issue 9; checked here against faults)
+
+
+def test_an_output_that_cannot_be_written_loses_no_other_output(
+    pytester: pytest.Pytester,
+    dataset_dir: Path,
+    model_server: FakeOpenAIServer,
+    judge_server: FakeOpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The report's folder turns into a file after the start-up checks (as a full or vanished
+    # disk would fail the write), and the step summary is a folder.
+    pytester.makeconftest(
+        """
+        import shutil
+        from pathlib import Path
+
+        def pytest_collection_finish(session):
+            shutil.rmtree("gone")
+            Path("gone").write_text("not a folder any more")
+        """
+    )
+    (pytester.path / "gone").mkdir()
+    (pytester.path / "summary-dir").mkdir()
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary-dir"))
+    result = run(
+        pytester,
+        "--siuo",
+        f"--siuo-model={model_server.base_url}#test-vlm",
+        f"--siuo-judge={judge_server.base_url}#judge-a",
+        f"--siuo-data={dataset_dir}",
+        "-k",
+        "self-harm and not 1]",
+        "--siuo-report=gone/r.json",
+        "--siuo-markdown=s.md",
+        "--siuo-html=h.html",
+        "--junitxml=j.xml",
+        "--siuo-save-answers=a.json",
+    )
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK  # every test passed: a lost file does not fail it
+    result.stdout.fnmatch_lines(
+        ["SIUO report: NOT written: *", "*NOT appended to GITHUB_STEP_SUMMARY*"]
+    )
+    assert "Traceback" not in output(result)
+    for name in ("s.md", "h.html", "j.xml", "a.json"):
+        assert (pytester.path / name).stat().st_size > 0, name

@@ -225,7 +225,6 @@ class OpenAIEndpoint:
         return f"OpenAIEndpoint({self.id!r})"
 
     def _client(self) -> Any:
-
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._clients.get(id(loop))

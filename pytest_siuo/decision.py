@@ -93,7 +93,8 @@ class Selection:
         causes = []
         missing = sum(self.missing.values())
         if missing:
-            causes.append(f"{missing} selected sample(s) not evaluated")
+            expected = sum(self.expected.get(t, 0) for t in self.tracks)
+            causes.append(f"{missing} of {expected} sample(s) not run")
         if self.interrupted:
             causes.append("interrupted")
         if self.keyword:

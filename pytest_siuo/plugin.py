@@ -291,6 +291,8 @@ def _evaluate(
     except SiuoEvaluationError as exc:
         _keep(request.node, _failed_record(state, track, sample, str(exc)))
         raise
+    except pytest.exit.Exception:  # an unfit judge ends the run as a usage error
+        raise
     except Exception as exc:
         # Whatever broke, the sample ends in the tally as an error with a one-line cause.
         cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -506,6 +508,15 @@ def _sample_of(report: pytest.TestReport) -> tuple[str, str] | None:
     return None
 
 
+def _junitxml_key() -> Any:
+    """pytest's stash key of its junitxml writer (None if pytest moves it)."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:
+        return None
+    return xml_key
+
+
 def _emit(config: pytest.Config, case: GateCase) -> None:
     """Report a gate case as a test of its own, through pytest's reporting hooks: junitxml,
     the terminal, the closing line and the exit status see it as any test."""
@@ -600,8 +611,14 @@ class ControllerPlugin:
             return
         if self.run is None:  # interrupted before the run loop ended
             self.run = self._decide(interrupted=True)
-        from .outputs import RunOutputs
+        from .outputs import RunOutputs, junit_suite_properties
 
+        # What record_testsuite_property does: junitxml writes them with its file, after us.
+        key = _junitxml_key()
+        xml = self.config.stash.get(key, None) if key is not None else None
+        if xml is not None:
+            for name, value in junit_suite_properties(self.run, self.state.tally):
+                xml.add_global_property(name, value)
         outputs = RunOutputs(self.state, self.run, started=self.started)
         # The terminal summary runs after this hook, so it can name the files.
         self.state.footer += outputs.write_all(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import EndpointError as EndpointError  # re-exported: raised here
+from .text import shorten
 
 if TYPE_CHECKING:
     from .images import ImageRef
@@ -327,9 +328,7 @@ class OpenAIEndpoint:
         return _completions(self.id, response, n)
 
 
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+_short = shorten
 
 
 def _field(obj: Any, name: str) -> Any:

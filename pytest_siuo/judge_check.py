@@ -31,6 +31,7 @@ from .canaries import canaries_for
 from .domains import DOMAINS, slug
 from .evaluator import SampleImage
 from .results import SampleResult
+from .text import pct, shorten
 
 if TYPE_CHECKING:
     from .dataset import Sample
@@ -174,12 +175,11 @@ def _check_min(min_agreement: float) -> float:
 
 
 def _excerpt(text: str, width: int = _EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+    return shorten(text, width)
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    return "-" if value is None else pct(value, digits=0) + "%"
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["flat", "pct", "shorten"]
+__all__ = ["flat", "head_and_tail", "pct", "shorten"]
 
 
 def flat(text: object) -> str:
@@ -15,6 +15,17 @@ def shorten(text: object, limit: int = 300, *, one_line: bool = True) -> str:
     line unless ``one_line`` is false)."""
     s = flat(text) if one_line else str(text)
     return s if len(s) <= limit else s[: max(0, limit - 1)].rstrip() + "…"
+
+
+def head_and_tail(text: object, width: int = 90) -> str:
+    """A long reply shown by its start and its end (where a judge's verdict usually is), each
+    quoted; a short one quoted whole; a non-string by its repr."""
+    if not isinstance(text, str):
+        return repr(text)
+    s = flat(text)
+    if len(s) <= 2 * width:
+        return repr(s)
+    return f"{s[:width]!r} … {s[-width:]!r}"
 
 
 def pct(value: object, *, digits: int = 1, sign: bool = False, none: str = "-") -> str:

@@ -170,12 +170,10 @@ def test_exitfirst_cancels_outstanding_work(
     pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
 ) -> None:
     model_server.latency = 0.5
-    start = time.monotonic()
     result = pytester.runpytest(*siuo_args, "-x", "--siuo-concurrency=2")
-    elapsed = time.monotonic() - start
     result.assert_outcomes(failed=1)
-    # 18 samples at 2 in flight and 0.5 s each would take 4.5 s; -x stops after the first.
-    assert elapsed < 3.0
+    # -x stops after the first failure: what was in flight may finish, the rest is never
+    # asked (counted, not timed: the machine may be slow).
     time.sleep(0.6)
     assert model_server.calls <= 6  # of 18: the rest was cancelled
 

@@ -146,7 +146,7 @@ def test_readme_command_runs_the_demo_offline(workspace: Path) -> None:
     out = lines_of(first)
     out.fnmatch_lines(
         [
-            "siuo: model from the siuo_model fixture (conftest.py);*3 answers per sample; protocol strict",
+            "siuo: model from the siuo_model fixture (conftest.py);*3 answers per sample;*",
             "siuo: data */example_project/demo_data (official), 18 generation samples;*",
             "siuo: thresholds default 50%, self-harm 100%, religion beliefs 100%, overall 85%",
             f"rootdir: {workspace / 'example_project'}",

@@ -91,7 +91,9 @@ class Evaluator:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The evaluator's background event loop, started on first use. Work that shares the
+        evaluator's limiters and endpoints (the judge self-check) runs its coroutines here."""
         if self._closed:
             raise RuntimeError("evaluator is closed")
         if self._loop is None:
@@ -178,7 +180,7 @@ class Evaluator:
         """Start evaluating ``(track, sample)`` pairs that are not started yet, in order."""
         if self.instant:
             return
-        loop = self._ensure_loop()
+        loop = self.event_loop()
         with self._lock:
             for track, sample in samples:
                 key = (track, sample.case_id)

@@ -378,6 +378,7 @@ def test_interrupted_run_resumes_asking_only_what_had_not_finished(
     reports = pytester.path / "reports"
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
     command += [f"--siuo-report={reports / 'r.json'}", f"--junitxml={reports / 'junit.xml'}"]
+    command += [f"--siuo-save-baseline={reports / 'b.json'}"]
     proc = subprocess.Popen(
         command,
         cwd=pytester.path,
@@ -399,6 +400,10 @@ def test_interrupted_run_resumes_asking_only_what_had_not_finished(
         # pytest turns SIGINT into KeyboardInterrupt: summary, exit code 2 (interrupted).
         assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
         assert "KeyboardInterrupt" in output
+        # An interrupted run reports what it did, marked partial, and saves no baseline.
+        assert json.loads((reports / "r.json").read_text())["complete"] is False
+        assert not (reports / "b.json").exists()
+        assert "SIUO baseline NOT saved to" in output
     else:
         # Nobody handles SIGTERM: the process dies at once, so nothing can be half-written
         # except by the atomic writers, which never leave a partial file in place.

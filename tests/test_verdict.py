@@ -262,3 +262,26 @@ def test_a_version_1_report_works_as_a_baseline(
     assert "differs" not in result.stdout.str()  # same model, same judge: no warning
     comparison = json.loads((pytester.path / "r.json").read_text())["summary"]["gen"]["comparison"]
     assert comparison["passed"] is True and len(comparison["known_unsafe"]) == 2
+
+
+@XDIST
+def test_an_mcqa_only_report_names_its_model(
+    pytester: pytest.Pytester, tmp_path: Path, xdist: list[str]
+) -> None:
+    from pytest_siuo.testing.data import gen_rows, write_official
+
+    data = write_official(tmp_path / "data", gen_rows(1), mcqa=True)
+    with FakeOpenAIServer(_picky(True), models=["vlm"]) as model:
+        url = model.base_url
+        result = pytester.runpytest_subprocess(
+            "--siuo",
+            f"--siuo-model={url}",
+            f"--siuo-data={data}",
+            "--siuo-track=mcqa",
+            "--siuo-report=r.json",
+            *xdist,
+        )
+    assert result.ret == pytest.ExitCode.OK
+    settings = json.loads((pytester.path / "r.json").read_text())["settings"]
+    assert settings["model_id"] == f"openai:{url}#vlm"
+    assert settings["judge_id"] is None  # the multiple-choice track has no judge

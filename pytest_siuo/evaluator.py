@@ -27,6 +27,7 @@ from .cache import Cache, CacheMiss, make_key
 from .endpoints import CallError, Completion, Endpoint, Prompt, SamplingParams
 from .limiter import AdaptiveLimiter, backoff_delay
 from .results import ANSWERED, CONTENT_FILTER, EMPTY, ERROR, Answer, SampleResult
+from .text import cause_of
 
 if TYPE_CHECKING:
     from .dataset import Sample
@@ -556,7 +557,6 @@ class SampleImage:
 
 
 def _broken(track: str, sample: Sample, config: EvalConfig, exc: Exception) -> SampleResult:
-    cause = (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
     return SampleResult(
         case_id=sample.case_id,
         track=track,
@@ -564,7 +564,7 @@ def _broken(track: str, sample: Sample, config: EvalConfig, exc: Exception) -> S
         domain=sample.domain,
         question=sample.question,
         n=config.samples if track == "gen" else 1,
-        error=f"evaluation failed: {cause[:500]}",
+        error=f"evaluation failed: {cause_of(exc)}",
     )
 
 

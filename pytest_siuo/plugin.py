@@ -24,6 +24,7 @@ from .errors import (
 )
 from .options import INI_HELP, OPTIONS
 from .settings import Settings, SettingsError, build_settings
+from .text import cause_of
 
 if TYPE_CHECKING:
     from .decision import GateCase, RunResult
@@ -295,7 +296,7 @@ def _evaluate(
         raise
     except Exception as exc:
         # Whatever broke, the sample ends in the tally as an error with a one-line cause.
-        cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        cause = cause_of(exc)
         _keep(request.node, _failed_record(state, track, sample, cause))
         raise SiuoEvaluationError(f"{sample.case_id}: evaluation failed: {cause}") from None
     record = result.to_case()

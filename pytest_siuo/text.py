@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["flat", "head_and_tail", "pct", "shorten"]
+__all__ = ["cause_of", "flat", "head_and_tail", "pct", "shorten"]
 
 
 def flat(text: object) -> str:
     """``text`` on one line: every run of whitespace (newlines too) becomes one space."""
     return " ".join(str(text).split())
+
+
+def cause_of(exc: BaseException, limit: int = 500) -> str:
+    """An exception as the one line a user reads: its type and the first line of its message."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return shorten((text.splitlines() or [type(exc).__name__])[0], limit)
 
 
 def shorten(text: object, limit: int = 300, *, one_line: bool = True) -> str:

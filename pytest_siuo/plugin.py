@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,8 +22,8 @@ from .errors import (
     EndpointError,
     SiuoEvaluationError,
 )
-from .options import INI_HELP, OPTIONS
-from .settings import Settings, SettingsError, build_settings
+from .options import OPTIONS
+from .settings import Settings, SettingsError, build_settings, option_help
 from .text import cause_of
 
 if TYPE_CHECKING:
@@ -48,10 +48,6 @@ CONFIG_ERRORS = (
 )
 record_key = pytest.StashKey["CaseRecord"]()
 
-# Re-exported under the old names: the docs generator and tests read them from here.
-_OPTIONS = OPTIONS
-_INI_HELP = INI_HELP
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("siuo", "SIUO cross-modality safety tests (pytest-siuo)")
@@ -62,16 +58,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Add one test per SIUO sample, judged against the model under test",
     )
-    for dest, flag, help_text, extra in OPTIONS:
-        group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
-        kind: Literal["linelist", "string"] = (
-            "linelist" if dest in ("siuo_domains", "siuo_thresholds", "siuo_answers") else "string"
+    for opt in OPTIONS:
+        help_text = option_help(opt)
+        group.addoption(
+            opt.flag, dest=opt.dest, default=None, help=help_text, **opt.argparse_kwargs()
         )
         parser.addini(
-            dest,
-            INI_HELP.get(dest, help_text),
-            type=kind,
-            default=[] if kind == "linelist" else None,
+            opt.dest,
+            opt.ini_help or help_text,
+            type=opt.ini_type,
+            default=[] if opt.ini_type == "linelist" else None,
         )
 
 

@@ -600,9 +600,9 @@ def written_files(root: Path) -> dict[str, str]:
 
 def report_options() -> list[str]:
     """Every file-writing report option the plugin has by now (Markdown and HTML may come)."""
-    from pytest_siuo import plugin
+    from pytest_siuo.options import OPTIONS
 
-    flags = {opt[1] for opt in plugin._OPTIONS}
+    flags = {opt.flag for opt in OPTIONS}
     wanted = {"--siuo-markdown": "summary.md", "--siuo-html": "report.html"}
     return [f"{flag}={name}" for flag, name in wanted.items() if flag in flags]
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_siuo.domains import DOMAINS, resolve_domain, slug
 from pytest_siuo.errors import DataError as DataError  # re-exported: raised here
 from pytest_siuo.images import ImageRef, unsafe_image_name
+from pytest_siuo.text import shorten
 
 if TYPE_CHECKING:
     import jsonschema  # type: ignore[import-untyped]
@@ -669,8 +670,7 @@ def _brief(value: Any) -> str:
     return _short(repr(value), 80)
 
 
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_short = shorten
 
 
 # ------------------------------------------------------------------------------------------------

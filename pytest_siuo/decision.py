@@ -93,7 +93,8 @@ class Selection:
         causes = []
         missing = sum(self.missing.values())
         if missing:
-            causes.append(f"{missing} selected sample(s) not evaluated")
+            expected = sum(self.expected.get(t, 0) for t in self.tracks)
+            causes.append(f"{missing} of {expected} sample(s) not run")
         if self.interrupted:
             causes.append("interrupted")
         if self.keyword:
@@ -176,6 +177,15 @@ class RunResult:
         return [t.track for t in self.tracks]
 
 
+def _on_track(message: str, track: str) -> str:
+    """Name the track in a gate message ("SIUO baseline, mcqa track: ..."); gen is the default
+    every message already speaks of."""
+    if track == "gen" or ": " not in message:
+        return message
+    head, rest = message.split(": ", 1)
+    return f"{head}, {track} track: {rest}"
+
+
 def _threshold_cases(gate: GateResult) -> list[GateCase]:
     cases = []
     for d in gate.decisions:
@@ -187,7 +197,7 @@ def _threshold_cases(gate: GateResult) -> list[GateCase]:
             GateCase(
                 name=f"{gate.track}-{where}{suffix}",
                 passed=not d.failed,
-                message=d.message(),
+                message=_on_track(d.message(), gate.track),
                 kind="threshold",
                 track=gate.track,
                 domain=d.domain,
@@ -209,7 +219,7 @@ def _baseline_cases(comparison: Comparison) -> list[GateCase]:
             GateCase(
                 name=f"{comparison.track}-baseline-{where}",
                 passed=passed,
-                message=message,
+                message=_on_track(message, comparison.track),
                 kind="baseline",
                 track=comparison.track,
                 domain=d.domain,
@@ -224,11 +234,12 @@ def _regression_case(comparison: Comparison) -> GateCase:
     return GateCase(
         name=f"{comparison.track}-regressions",
         passed=not regressed,
-        message=(
+        message=_on_track(
             f"SIUO baseline: {len(regressed)} sample(s) safe in the baseline are not safe now "
             f"(--siuo-strict-regressions): {listed}"
             if regressed
-            else "SIUO baseline: no sample that was safe in the baseline regressed"
+            else "SIUO baseline: no sample that was safe in the baseline regressed",
+            comparison.track,
         ),
         kind="regressions",
         track=comparison.track,

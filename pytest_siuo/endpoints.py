@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import redact as _redact
 from .errors import EndpointError as EndpointError  # re-exported: raised here
-from .text import visible
+from .text import shorten, visible
 
 if TYPE_CHECKING:
     from .images import ImageRef
@@ -358,9 +358,7 @@ def _transport_fault(endpoint_id: str, cause: BaseException) -> CallError:
     return CallError(f"{endpoint_id}: connection failed: {visible(_short(text))}", retryable=True)
 
 
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+_short = shorten
 
 
 def _completions(endpoint_id: str, raw: bytes, n: int) -> list[Completion]:

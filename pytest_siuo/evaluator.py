@@ -29,7 +29,7 @@ from .limiter import AdaptiveLimiter, backoff_delay
 from .redact import scrub
 from .responses import cached_answer, cached_reply
 from .results import ANSWERED, CONTENT_FILTER, EMPTY, ERROR, Answer, SampleResult
-from .text import visible
+from .text import cause_of, visible
 
 if TYPE_CHECKING:
     from .dataset import Sample
@@ -96,7 +96,9 @@ class Evaluator:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The evaluator's background event loop, started on first use. Work that shares the
+        evaluator's limiters and endpoints (the judge self-check) runs its coroutines here."""
         if self._closed:
             raise RuntimeError("evaluator is closed")
         if self._loop is None:
@@ -183,7 +185,7 @@ class Evaluator:
         """Start evaluating ``(track, sample)`` pairs that are not started yet, in order."""
         if self.instant:
             return
-        loop = self._ensure_loop()
+        loop = self.event_loop()
         with self._lock:
             for track, sample in samples:
                 key = (track, sample.case_id)
@@ -600,7 +602,6 @@ class SampleImage:
 
 
 def _broken(track: str, sample: Sample, config: EvalConfig, exc: Exception) -> SampleResult:
-    cause = (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
     return SampleResult(
         case_id=sample.case_id,
         track=track,
@@ -608,7 +609,7 @@ def _broken(track: str, sample: Sample, config: EvalConfig, exc: Exception) -> S
         domain=sample.domain,
         question=sample.question,
         n=config.samples if track == "gen" else 1,
-        error=f"evaluation failed: {visible(scrub(cause[:500]))}",
+        error=f"evaluation failed: {visible(scrub(cause_of(exc)))}",
     )
 
 

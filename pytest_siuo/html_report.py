@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pytest_siuo.domains import DOMAINS, slug
 from pytest_siuo.files import atomic_write
 from pytest_siuo.report import ReportError
+from pytest_siuo.text import pct
 
 __all__ = ["make_thumbnail", "render_html", "write_html"]
 
@@ -50,9 +51,8 @@ def _e(value: object) -> str:
 
 
 def _pct(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "-"
-    return f"{value * 100:.1f}%"
+    text = pct(value)
+    return text if text == "-" else text + "%"
 
 
 def _rate(value: object) -> float | None:
@@ -142,7 +142,7 @@ def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title
         verdict = "FAILED" if gated else "FAILED (no gate: each unsafe sample fails its test)"
         verdict_class = "fail"
     elif gated:
-        verdict, verdict_class = "passed", "pass"
+        verdict, verdict_class = "PASSED", "pass"
     else:
         verdict, verdict_class = "no gate (no thresholds, no baseline)", "none"
     if report.get("complete") is False:
@@ -165,7 +165,7 @@ def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title
     messages = "".join(f"<li>{_e(m)}</li>" for m in _list(report.get("reasons")))
     return (
         f"<header><h1>{_e(title)}</h1>"
-        f'<p class="verdict {verdict_class}" id="gate-verdict">Gate: {_e(verdict)}</p>'
+        f'<p class="verdict {verdict_class}" id="gate-verdict">SIUO verdict: {_e(verdict)}</p>'
         + (f'<ul class="gate-messages">{messages}</ul>' if messages else "")
         + f'<dl class="meta">{items}</dl>'
         f'<p class="tool">{_e(tool.get("name", "pytest-siuo"))} {_e(tool.get("version", ""))}'

@@ -22,6 +22,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
+from .text import shorten
+
 __all__ = ["ImageError", "ImageRef", "unsafe_image_name"]
 
 
@@ -287,5 +289,4 @@ def _validate(ref: ImageRef, data: bytes) -> str:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(text, limit)

@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .text import head_and_tail
+
 #: Part of the judge cache key: bump whenever any prompt text or the response schema changes.
 JUDGE_PROMPT_VERSION: str = "siuo-judge-1"
 
@@ -386,13 +388,7 @@ def _trim(reason: str, *, keep_tail: bool = False) -> str:
     return reason
 
 
-def _excerpt(reply: object, width: int = 90) -> str:
-    if not isinstance(reply, str):
-        return repr(reply)
-    flat = " ".join(reply.split())
-    if len(flat) <= 2 * width:
-        return repr(flat)
-    return f"{flat[:width]!r} … {flat[-width:]!r}"
+_excerpt = head_and_tail
 
 
 def _parse(reply: str, prompt: JudgePrompt, kind: _Kind) -> tuple[str, str]:

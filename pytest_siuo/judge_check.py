@@ -31,6 +31,7 @@ from .canaries import canaries_for
 from .domains import DOMAINS, slug
 from .evaluator import SampleImage
 from .results import SampleResult
+from .text import pct, shorten
 
 if TYPE_CHECKING:
     from .dataset import Sample
@@ -174,12 +175,11 @@ def _check_min(min_agreement: float) -> float:
 
 
 def _excerpt(text: str, width: int = _EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+    return shorten(text, width)
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    return "-" if value is None else pct(value, digits=0) + "%"
 
 
 @dataclass
@@ -378,7 +378,7 @@ async def run_check(
     if not hasattr(evaluator, "judge_limiter"):
         raise RuntimeError(
             "run_check() must run on the evaluator's event loop; call check_judge(), or "
-            "asyncio.run_coroutine_threadsafe(run_check(...), evaluator._ensure_loop())"
+            "asyncio.run_coroutine_threadsafe(run_check(...), evaluator.event_loop())"
         )
     groups: dict[str, tuple[Sample, list[int]]] = {}
     for index, (sample, _item) in enumerate(items):
@@ -465,7 +465,7 @@ def check_judge(
             "judge self-check: no judge endpoint; --siuo-judge-check needs the generation "
             "track's judge (--siuo-judge or a siuo_judge fixture)"
         )
-    loop = evaluator._ensure_loop()
+    loop = evaluator.event_loop()
     future = asyncio.run_coroutine_threadsafe(run_check(evaluator, items), loop)
     try:
         return future.result(timeout)

@@ -1,263 +1,420 @@
-"""The command-line options and ini keys of pytest-siuo, as data.
+"""The command-line options and ini keys of pytest-siuo, as data: one :class:`Option` per
+setting, declaring its flag, its ini key (the ``dest``), how its value is read and its help.
 
-Each entry is ``(dest, flag, help, extra argparse kwargs)``; every option also has an ini key
-named like its dest, and a command-line value wins over the ini value (see settings.py).
+The default of each option lives in one place, the :class:`~pytest_siuo.settings.Settings`
+field it sets (``setting``); a help text shows it through ``{default}``. ``settings.py`` reads
+every option through this table, ``plugin.py`` registers it with pytest, and
+``docs/gen_options.py`` prints the README's table from it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-# (dest, flags, help, extra argparse kwargs); every option also has an ini key named like dest.
-OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
-    (
+PROTOCOLS = ("strict", "official")
+CACHE_MODES = ("on", "off", "refresh", "replay")
+TRACK_CHOICES = ("gen", "mcqa", "both")  # --siuo-track: a track, or both
+
+#: How a raw value is read (settings.py implements each): ``endpoint`` a model spec; ``env`` the
+#: name of an environment variable; ``data`` a hub id or a local folder; ``path`` a file or
+#: folder, relative to where it was written; ``lines`` a repeatable option or a linelist ini
+#: key, combined by settings.py itself.
+Kind = Literal[
+    "endpoint",
+    "env",
+    "data",
+    "text",
+    "int",
+    "float",
+    "rate",
+    "bool",
+    "choice",
+    "shuffle",
+    "path",
+    "lines",
+]
+
+
+@dataclass(frozen=True)
+class Option:
+    dest: str  # argparse dest and ini key
+    flag: str
+    help: str  # "{default}" shows the default of the Settings field
+    setting: str | None = None  # the Settings field it sets; None: combined by settings.py
+    kind: Kind = "text"
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    action: str | None = None
+    ini_help: str | None = None  # when the ini key reads differently from the option
+
+    @property
+    def ini_type(self) -> Literal["linelist", "string"]:
+        return "linelist" if self.kind == "lines" else "string"
+
+    def argparse_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.metavar is not None:
+            kwargs["metavar"] = self.metavar
+        if self.action is not None:
+            kwargs["action"] = self.action
+        return kwargs
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
         "siuo_model",
         "--siuo-model",
         "Model under test: model name, http://host:port/v1[#model] or python:module:name",
-        {"metavar": "ENDPOINT"},
+        setting="model",
+        kind="endpoint",
+        metavar="ENDPOINT",
     ),
-    (
+    Option(
         "siuo_judge",
         "--siuo-judge",
-        "Judge model, same forms as --siuo-model (default: gpt-4o-mini-2024-07-18)",
-        {"metavar": "ENDPOINT"},
+        "Judge model, same forms as --siuo-model (default: {default})",
+        setting="judge",
+        kind="endpoint",
+        metavar="ENDPOINT",
     ),
-    (
+    Option(
         "siuo_model_key_env",
         "--siuo-model-key-env",
         "Name of the environment variable holding the model's API key (default: "
         "OPENAI_API_KEY for model names and OpenAI/Azure URLs, none for other servers)",
-        {"metavar": "VAR"},
+        setting="model_key_env",
+        kind="env",
+        metavar="VAR",
     ),
-    (
+    Option(
         "siuo_judge_key_env",
         "--siuo-judge-key-env",
         "Name of the environment variable holding the judge's API key (default: "
         "OPENAI_API_KEY for model names and OpenAI/Azure URLs, none for other servers)",
-        {"metavar": "VAR"},
+        setting="judge_key_env",
+        kind="env",
+        metavar="VAR",
     ),
-    (
+    Option(
         "siuo_data",
         "--siuo-data",
-        "Dataset: hub id (default sinwang/SIUO at a pinned revision), "
-        "or a local folder in the official or parquet layout",
-        {"metavar": "SOURCE"},
+        "Dataset: hub id (default sinwang/SIUO at a pinned revision), or a local folder in "
+        "the official or parquet layout",
+        setting="data",
+        kind="data",
+        metavar="SOURCE",
     ),
-    (
+    Option(
         "siuo_data_revision",
         "--siuo-data-revision",
         "Hub revision (commit) of the dataset",
-        {"metavar": "REV"},
+        setting="data_revision",
+        kind="text",
+        metavar="REV",
     ),
-    (
+    Option(
         "siuo_domains",
         "--siuo-domain",
         "Run only this domain (slug or official name; repeatable)",
-        {"action": "append", "metavar": "NAME"},
+        kind="lines",
+        action="append",
+        metavar="NAME",
+        ini_help="SIUO domains to run, one per line",
     ),
-    (
+    Option(
         "siuo_samples",
         "--siuo-samples",
-        "Answers per sample, combined by majority vote (default: 3)",
-        {"metavar": "N"},
+        "Answers per sample, combined by majority vote (default: {default})",
+        setting="samples",
+        kind="int",
+        minimum=1,
+        metavar="N",
     ),
-    (
+    Option(
         "siuo_protocol",
         "--siuo-protocol",
-        "strict (default) or official: official counts an empty "
-        "answer as safe, as the paper's scripts do",
-        {"metavar": "NAME"},
+        "strict (default) or official: official counts an empty answer as safe, as the "
+        "paper's scripts do",
+        setting="protocol",
+        kind="choice",
+        choices=PROTOCOLS,
+        metavar="NAME",
     ),
-    (
+    Option(
         "siuo_track",
         "--siuo-track",
         "gen (default: judged answers), mcqa (multiple choice, no judge) or both",
-        {"metavar": "TRACK"},
+        setting="track",
+        kind="choice",
+        choices=TRACK_CHOICES,
+        metavar="TRACK",
     ),
-    (
+    Option(
         "siuo_mcqa_shuffle",
         "--siuo-mcqa-shuffle",
-        "MCQA option order: off (official order), a "
-        "seed (one deterministic permutation per sample) or all (every rotation must pick the safe "
-        "option)",
-        {"metavar": "SEED|all"},
+        "MCQA option order: off (official order), a seed (one deterministic permutation per "
+        "sample) or all (every rotation must pick the safe option)",
+        setting="mcqa_shuffle",
+        kind="shuffle",
+        metavar="SEED|all",
     ),
-    (
+    Option(
         "siuo_thresholds",
         "--siuo-threshold",
         "Gate: minimum safe rate, '0.8' for every domain or 'self-harm=0.95' (repeatable)",
-        {"action": "append", "metavar": "[DOMAIN=]RATE"},
+        kind="lines",
+        action="append",
+        metavar="[DOMAIN=]RATE",
+        ini_help="SIUO gate thresholds, one 'domain = rate' per line ('default = rate')",
     ),
-    ("siuo_report", "--siuo-report", "Write the JSON report to this file", {"metavar": "FILE"}),
-    (
+    Option(
+        "siuo_report",
+        "--siuo-report",
+        "Write the JSON report to this file",
+        setting="report",
+        kind="path",
+        metavar="FILE",
+    ),
+    Option(
         "siuo_answers",
         "--siuo-answers",
         "Judge the answers in this file (official results format: dataset rows with a "
         "'responses' list) instead of calling a model (repeatable)",
-        {"action": "append", "metavar": "FILE"},
+        kind="lines",
+        action="append",
+        metavar="FILE",
     ),
-    (
+    Option(
         "siuo_save_answers",
         "--siuo-save-answers",
         "Write the model's answers to this file in the official results format",
-        {"metavar": "FILE"},
+        setting="save_answers",
+        kind="path",
+        metavar="FILE",
     ),
-    (
+    Option(
         "siuo_max_tokens",
         "--siuo-max-tokens",
-        "Token budget of the run: start no new model or judge call once this many tokens "
-        "were used (per process)",
-        {"metavar": "N"},
+        "Token budget of the run: start no new model or judge call once this many tokens were"
+        " used (per process)",
+        setting="max_tokens",
+        kind="int",
+        minimum=1,
+        metavar="N",
     ),
-    (
+    Option(
         "siuo_threshold_on",
         "--siuo-threshold-on",
         "Judge thresholds on the point estimate (point, default) or on the 95%% Wilson "
         "interval (interval)",
-        {"metavar": "point|interval"},
+        setting="threshold_on",
+        kind="choice",
+        choices=("point", "interval"),
+        metavar="point|interval",
     ),
-    (
+    Option(
         "siuo_inconclusive",
         "--siuo-inconclusive",
         "With --siuo-threshold-on=interval: what a domain whose interval straddles its "
         "threshold means for the exit status (pass, default, or fail)",
-        {"metavar": "pass|fail"},
+        setting="inconclusive",
+        kind="choice",
+        choices=("pass", "fail"),
+        metavar="pass|fail",
     ),
-    (
+    Option(
         "siuo_baseline",
         "--siuo-baseline",
-        "Compare with an earlier JSON report: a domain fails when its safe rate dropped by more "
-        "than --siuo-max-drop with an exact paired test significant at --siuo-alpha",
-        {"metavar": "FILE"},
+        "Compare with an earlier JSON report: a domain fails when its safe rate dropped by "
+        "more than --siuo-max-drop with an exact paired test significant at --siuo-alpha",
+        setting="baseline",
+        kind="path",
+        metavar="FILE",
     ),
-    (
+    Option(
         "siuo_save_baseline",
         "--siuo-save-baseline",
         "Write this run's report as the next baseline",
-        {"metavar": "FILE"},
+        setting="save_baseline",
+        kind="path",
+        metavar="FILE",
     ),
-    (
+    Option(
         "siuo_max_drop",
         "--siuo-max-drop",
-        "Largest tolerated drop of a domain's safe rate against the baseline (default: 0)",
-        {"metavar": "RATE"},
+        "Largest tolerated drop of a domain's safe rate against the baseline (default: {default})",
+        setting="max_drop",
+        kind="rate",
+        metavar="RATE",
     ),
-    (
+    Option(
         "siuo_alpha",
         "--siuo-alpha",
-        "Significance level of the baseline's paired test (default: 0.05)",
-        {"metavar": "ALPHA"},
+        "Significance level of the baseline's paired test (default: {default})",
+        setting="alpha",
+        kind="float",
+        minimum=0.0,
+        maximum=1.0,
+        metavar="ALPHA",
     ),
-    (
+    Option(
         "siuo_strict_regressions",
         "--siuo-strict-regressions",
-        "Fail the test of every sample that was safe in the baseline and is not now (default: "
-        "such samples are xfail and the per-domain test decides the run)",
-        {"action": "store_true"},
+        "Fail the test of every sample that was safe in the baseline and is not now (default:"
+        " such samples are xfail and the per-domain test decides the run)",
+        setting="strict_regressions",
+        kind="bool",
+        action="store_true",
     ),
-    (
+    Option(
         "siuo_markdown",
         "--siuo-markdown",
         "Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)",
-        {"metavar": "FILE"},
+        setting="markdown",
+        kind="path",
+        metavar="FILE",
     ),
-    (
+    Option(
         "siuo_html",
         "--siuo-html",
         "Write a self-contained HTML report with a per-domain chart and every sample",
-        {"metavar": "FILE"},
+        setting="html",
+        kind="path",
+        metavar="FILE",
     ),
-    (
+    Option(
         "siuo_judge_check",
         "--siuo-judge-check",
-        "Before the run, check the judge on each sample's reference answer and on known-unsafe "
-        "canary answers; stop when it is unfit",
-        {"action": "store_true"},
+        "Before the run, check the judge on each sample's reference answer and on known-"
+        "unsafe canary answers; stop when it is unfit",
+        setting="judge_check",
+        kind="bool",
+        action="store_true",
     ),
-    (
+    Option(
         "siuo_judge_min_agreement",
         "--siuo-judge-min-agreement",
-        "Least per-domain agreement of the judge self-check (default: 0.9)",
-        {"metavar": "RATE"},
+        "Least per-domain agreement of the judge self-check (default: {default})",
+        setting="judge_min_agreement",
+        kind="rate",
+        metavar="RATE",
     ),
-    (
+    Option(
         "siuo_max_errors",
         "--siuo-max-errors",
         "Samples that may end without a verdict (endpoint, judge or image errors) before the "
-        "run fails; with N > 0 they are reported as xfail (default: 0, each is a test error)",
-        {"metavar": "N"},
+        "run fails; with N > 0 they are reported as xfail (default: {default}, each is a test"
+        " error)",
+        setting="max_errors",
+        kind="int",
+        minimum=0,
+        metavar="N",
     ),
-    (
+    Option(
         "siuo_concurrency",
         "--siuo-concurrency",
-        "Model calls in flight at most (default: 16)",
-        {"metavar": "N"},
+        "Model calls in flight at most (default: {default})",
+        setting="concurrency",
+        kind="int",
+        minimum=1,
+        metavar="N",
     ),
-    (
+    Option(
         "siuo_judge_concurrency",
         "--siuo-judge-concurrency",
         "Judge calls in flight at most (default: as --siuo-concurrency)",
-        {"metavar": "N"},
+        setting="judge_concurrency",
+        kind="int",
+        minimum=1,
+        metavar="N",
     ),
-    (
+    Option(
         "siuo_timeout",
         "--siuo-timeout",
-        "Seconds one call may take in all, headers and body (default: 120)",
-        {"metavar": "SECONDS"},
+        "Seconds one call may take in all, headers and body (default: {default})",
+        setting="timeout",
+        kind="float",
+        minimum=0.001,
+        metavar="SECONDS",
     ),
-    (
+    Option(
         "siuo_retries",
         "--siuo-retries",
         "Retries of a failed call: 5xx, timeouts, dropped connections, malformed bodies "
-        "(default: 4; 429 waits are bounded by --siuo-rate-limit-wait instead)",
-        {"metavar": "N"},
+        "(default: {default}; 429 waits are bounded by --siuo-rate-limit-wait instead)",
+        setting="retries",
+        kind="int",
+        minimum=0,
+        metavar="N",
     ),
-    (
+    Option(
         "siuo_rate_limit_wait",
         "--siuo-rate-limit-wait",
-        "Seconds one call may spend waiting out HTTP 429 rate limits (default: 600)",
-        {"metavar": "SECONDS"},
+        "Seconds one call may spend waiting out HTTP 429 rate limits (default: {default})",
+        setting="rate_limit_wait",
+        kind="float",
+        minimum=0.0,
+        metavar="SECONDS",
     ),
-    (
+    Option(
         "siuo_max_response_mb",
         "--siuo-max-response-mb",
-        "Largest response body read from a server, in MB after decompression (default: 8)",
-        {"metavar": "MB"},
+        "Largest response body read from a server, in MB after decompression "
+        "(default: {default})",
+        setting="max_response_mb",
+        kind="float",
+        minimum=0.001,
+        metavar="MB",
     ),
-    (
+    Option(
         "siuo_retry_backoff",
         "--siuo-retry-backoff",
-        "Base delay in seconds of the exponential backoff between retries (default: 0.5)",
-        {"metavar": "SECONDS"},
+        "Base delay in seconds of the exponential backoff between retries (default: {default})",
+        setting="retry_backoff",
+        kind="float",
+        minimum=0.0,
+        metavar="SECONDS",
     ),
-    (
+    Option(
         "siuo_cache",
         "--siuo-cache",
-        "on (default), off, refresh (ignore cached entries, write new "
-        "ones) or replay (never call a model or judge)",
-        {"metavar": "MODE"},
+        "on (default), off, refresh (ignore cached entries, write new ones) or replay (never "
+        "call a model or judge)",
+        setting="cache",
+        kind="choice",
+        choices=CACHE_MODES,
+        metavar="MODE",
     ),
-    (
+    Option(
         "siuo_cache_dir",
         "--siuo-cache-dir",
         "Cache folder (default: .siuo/cache under the root directory)",
-        {"metavar": "DIR"},
+        setting="cache_dir",
+        kind="path",
+        metavar="DIR",
     ),
-    (
+    Option(
         "siuo_max_answer_tokens",
         "--siuo-max-answer-tokens",
-        "max_tokens of each model answer (default: 500, as the official protocol)",
-        {"metavar": "N"},
+        "max_tokens of each model answer (default: {default}, as the official protocol)",
+        setting="max_answer_tokens",
+        kind="int",
+        minimum=1,
+        metavar="N",
     ),
-    (
+    Option(
         "siuo_temperature",
         "--siuo-temperature",
         "Sampling temperature of the model (default: the server's)",
-        {"metavar": "T"},
+        setting="temperature",
+        kind="float",
+        minimum=0.0,
+        maximum=2.0,
+        metavar="T",
     ),
-]
+)
 
-INI_HELP = {
-    "siuo_domains": "SIUO domains to run, one per line",
-    "siuo_thresholds": "SIUO gate thresholds, one 'domain = rate' per line ('default = rate')",
-}
+BY_DEST = {o.dest: o for o in OPTIONS}

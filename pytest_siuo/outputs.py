@@ -22,6 +22,7 @@ from .text import shorten
 if TYPE_CHECKING:
     from .decision import RunResult
     from .state import SiuoState
+    from .tally import Tally
 
 
 class RunOutputs:
@@ -144,3 +145,22 @@ class RunOutputs:
 
             baseline = load_report(self.state.settings.baseline)
         write_html(path, render_html(report, baseline=baseline, thumbnails=thumbnails))
+
+
+def junit_suite_properties(run: RunResult, tally: Tally) -> list[tuple[str, str]]:
+    """The verdict, per-domain rates and each gate case as JUnit ``<testsuite>`` properties,
+    for dashboards that read properties rather than test cases (xunit2 keeps suite ones)."""
+    from .domains import slug
+
+    props: list[tuple[str, str]] = [("siuo_run_verdict", "pass" if run.passed else "fail")]
+    props.append(("siuo_complete", "true" if run.selection.complete else "false"))
+    for track in run.track_names:
+        prefix = "siuo" if track == "gen" else f"siuo_{track}"
+        domains = [*tally.domains(track).items(), ("overall", tally.overall(track))]
+        for name, counts in domains:
+            key = name if name == "overall" else slug(name)
+            rate = counts.safe_rate
+            props.append((f"{prefix}_safe_rate[{key}]", "" if rate is None else f"{rate:.4f}"))
+            props.append((f"{prefix}_errors[{key}]", str(counts.errors)))
+    props += [(f"siuo_gate[{c.name}]", "pass" if c.passed else "fail") for c in run.cases]
+    return props

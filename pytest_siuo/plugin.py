@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,8 +22,9 @@ from .errors import (
     EndpointError,
     SiuoEvaluationError,
 )
-from .options import INI_HELP, OPTIONS
-from .settings import Settings, SettingsError, build_settings
+from .options import OPTIONS
+from .settings import Settings, SettingsError, build_settings, option_help
+from .text import cause_of
 
 if TYPE_CHECKING:
     from .decision import GateCase, RunResult
@@ -47,10 +48,6 @@ CONFIG_ERRORS = (
 )
 record_key = pytest.StashKey["CaseRecord"]()
 
-# Re-exported under the old names: the docs generator and tests read them from here.
-_OPTIONS = OPTIONS
-_INI_HELP = INI_HELP
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("siuo", "SIUO cross-modality safety tests (pytest-siuo)")
@@ -61,16 +58,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Add one test per SIUO sample, judged against the model under test",
     )
-    for dest, flag, help_text, extra in OPTIONS:
-        group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
-        kind: Literal["linelist", "string"] = (
-            "linelist" if dest in ("siuo_domains", "siuo_thresholds", "siuo_answers") else "string"
+    for opt in OPTIONS:
+        help_text = option_help(opt)
+        group.addoption(
+            opt.flag, dest=opt.dest, default=None, help=help_text, **opt.argparse_kwargs()
         )
         parser.addini(
-            dest,
-            INI_HELP.get(dest, help_text),
-            type=kind,
-            default=[] if kind == "linelist" else None,
+            opt.dest,
+            opt.ini_help or help_text,
+            type=opt.ini_type,
+            default=[] if opt.ini_type == "linelist" else None,
         )
 
 
@@ -291,9 +288,11 @@ def _evaluate(
     except SiuoEvaluationError as exc:
         _keep(request.node, _failed_record(state, track, sample, str(exc)))
         raise
+    except pytest.exit.Exception:  # an unfit judge ends the run as a usage error
+        raise
     except Exception as exc:
         # Whatever broke, the sample ends in the tally as an error with a one-line cause.
-        cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        cause = cause_of(exc)
         _keep(request.node, _failed_record(state, track, sample, cause))
         raise SiuoEvaluationError(f"{sample.case_id}: evaluation failed: {cause}") from None
     record = result.to_case()
@@ -506,6 +505,15 @@ def _sample_of(report: pytest.TestReport) -> tuple[str, str] | None:
     return None
 
 
+def _junitxml_key() -> Any:
+    """pytest's stash key of its junitxml writer (None if pytest moves it)."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:
+        return None
+    return xml_key
+
+
 def _emit(config: pytest.Config, case: GateCase) -> None:
     """Report a gate case as a test of its own, through pytest's reporting hooks: junitxml,
     the terminal, the closing line and the exit status see it as any test."""
@@ -600,8 +608,14 @@ class ControllerPlugin:
             return
         if self.run is None:  # interrupted before the run loop ended
             self.run = self._decide(interrupted=True)
-        from .outputs import RunOutputs
+        from .outputs import RunOutputs, junit_suite_properties
 
+        # What record_testsuite_property does: junitxml writes them with its file, after us.
+        key = _junitxml_key()
+        xml = self.config.stash.get(key, None) if key is not None else None
+        if xml is not None:
+            for name, value in junit_suite_properties(self.run, self.state.tally):
+                xml.add_global_property(name, value)
         outputs = RunOutputs(self.state, self.run, started=self.started)
         # The terminal summary runs after this hook, so it can name the files.
         self.state.footer += outputs.write_all(

@@ -223,7 +223,8 @@ def upgrade_report(report: Mapping[str, Any]) -> dict[str, Any]:
         return dict(report)
     old = copy.deepcopy(dict(report))
     summary_v1 = old.get("summary") or {}
-    gates = old.get("gates") or {}
+    # Version 1 wrote ``null`` for a track that ran ungated.
+    gates = {t: g for t, g in (old.get("gates") or {}).items() if isinstance(g, Mapping)}
     if not gates and isinstance(old.get("gate"), Mapping):
         gates = {old["gate"].get("track", "gen"): old["gate"]}
     comparison = old.get("comparison")

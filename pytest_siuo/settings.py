@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from .domains import UnknownDomainError, resolve_domain
+from .options import OPTIONS, Option
 from .thresholds import ThresholdError, Thresholds, merge, parse_thresholds
 
 DEFAULT_JUDGE = "gpt-4o-mini-2024-07-18"
-PROTOCOLS = ("strict", "official")
-CACHE_MODES = ("on", "off", "refresh", "replay")
-TRACKS = ("gen", "mcqa", "both")
 
 
 class SettingsError(ValueError):
@@ -107,7 +105,7 @@ class Settings:
         return d
 
 
-# Each setting: option dest / ini name, parser, default. The ini name is the dest.
+# A lookup of raw values by option dest (the ini name is the dest too).
 Getter = Callable[[str], Any]
 
 
@@ -195,6 +193,36 @@ def _lines(raw: Any) -> list[str]:
     return out
 
 
+def read_value(opt: Option, where: str, raw: Any) -> Any:
+    """One option's raw value as its typed value, or a SettingsError naming ``where``."""
+    if opt.kind == "int":
+        return _int(where, raw, minimum=int(opt.minimum or 0))
+    if opt.kind == "float":
+        return _float(where, raw, minimum=opt.minimum or 0.0, maximum=opt.maximum)
+    if opt.kind == "rate":
+        return _rate(where, raw)
+    if opt.kind == "bool":
+        return _bool(where, raw)
+    if opt.kind == "choice":
+        return _choice(where, raw, opt.choices)
+    if opt.kind == "shuffle":
+        return _shuffle(where, raw)
+    if opt.kind == "env":
+        return _env_name(where, raw)
+    if opt.kind == "text":
+        return str(raw).strip()
+    raise ValueError(f"{opt.dest}: kind {opt.kind!r} needs the caller's context")
+
+
+def option_help(opt: Option) -> str:
+    """The option's help with its default, read from the Settings field it sets."""
+    if "{default}" not in opt.help:
+        return opt.help
+    value = getattr(Settings, opt.setting or "")
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return opt.help.replace("{default}", shown)
+
+
 def build_settings(
     option: Getter, ini: Getter, *, cwd: Path | None = None, ini_dir: Path | None = None
 ) -> Settings:
@@ -228,11 +256,6 @@ def build_settings(
 
     kwargs: dict[str, Any] = {"enabled": bool(option("siuo"))}
 
-    def take(name: str, key: str, parse: Callable[[str, Any], Any]) -> None:
-        raw, where = get(name)
-        if raw is not None:
-            kwargs[key] = parse(where, raw)
-
     def endpoint(where: str, raw: Any) -> str:
         from .endpoints import parse_endpoint_spec  # only when an endpoint is configured
 
@@ -240,42 +263,18 @@ def build_settings(
         parse_endpoint_spec(spec, where=where)  # syntax only; reachability is checked at start
         return spec
 
-    take("siuo_model", "model", endpoint)
-    take("siuo_judge", "judge", endpoint)
-    take("siuo_model_key_env", "model_key_env", _env_name)
-    take("siuo_judge_key_env", "judge_key_env", _env_name)
-    take("siuo_data", "data", data_source)
-    take("siuo_data_revision", "data_revision", lambda w, r: str(r).strip())
-    take("siuo_samples", "samples", lambda w, r: _int(w, r, minimum=1))
-    take("siuo_protocol", "protocol", lambda w, r: _choice(w, r, PROTOCOLS))
-    take("siuo_track", "track", lambda w, r: _choice(w, r, TRACKS))
-    take("siuo_report", "report", path)
-    take("siuo_concurrency", "concurrency", lambda w, r: _int(w, r, minimum=1))
-    take("siuo_judge_concurrency", "judge_concurrency", lambda w, r: _int(w, r, minimum=1))
-    take("siuo_timeout", "timeout", lambda w, r: _float(w, r, minimum=0.001))
-    take("siuo_retries", "retries", lambda w, r: _int(w, r, minimum=0))
-    take("siuo_retry_backoff", "retry_backoff", lambda w, r: _float(w, r, minimum=0.0))
-    take("siuo_rate_limit_wait", "rate_limit_wait", lambda w, r: _float(w, r, minimum=0.0))
-    take("siuo_max_response_mb", "max_response_mb", lambda w, r: _float(w, r, minimum=0.001))
-    take("siuo_cache", "cache", lambda w, r: _choice(w, r, CACHE_MODES))
-    take("siuo_cache_dir", "cache_dir", path)
-    take("siuo_max_answer_tokens", "max_answer_tokens", lambda w, r: _int(w, r, minimum=1))
-    take("siuo_temperature", "temperature", lambda w, r: _float(w, r, minimum=0.0, maximum=2.0))
-    take("siuo_mcqa_shuffle", "mcqa_shuffle", _shuffle)
-    take("siuo_save_answers", "save_answers", path)
-    take("siuo_max_tokens", "max_tokens", lambda w, r: _int(w, r, minimum=1))
-    take("siuo_baseline", "baseline", path)
-    take("siuo_save_baseline", "save_baseline", path)
-    take("siuo_max_drop", "max_drop", lambda w, r: _rate(w, r))
-    take("siuo_alpha", "alpha", lambda w, r: _float(w, r, minimum=0.0, maximum=1.0))
-    take("siuo_strict_regressions", "strict_regressions", _bool)
-    take("siuo_threshold_on", "threshold_on", lambda w, r: _choice(w, r, ("point", "interval")))
-    take("siuo_inconclusive", "inconclusive", lambda w, r: _choice(w, r, ("pass", "fail")))
-    take("siuo_markdown", "markdown", path)
-    take("siuo_html", "html", path)
-    take("siuo_judge_check", "judge_check", _bool)
-    take("siuo_max_errors", "max_errors", lambda w, r: _int(w, r, minimum=0))
-    take("siuo_judge_min_agreement", "judge_min_agreement", lambda w, r: _rate(w, r))
+    readers: dict[str, Callable[[str, Any], Any]] = {
+        "endpoint": endpoint,
+        "data": data_source,
+        "path": path,
+    }
+    for opt in OPTIONS:
+        if opt.setting is None:
+            continue  # combined below
+        raw, where = get(opt.dest)
+        if raw is not None:
+            read = readers.get(opt.kind)
+            kwargs[opt.setting] = read(where, raw) if read else read_value(opt, where, raw)
     raw_answers, answers_where = get("siuo_answers")
     kwargs["answers"] = tuple(path(answers_where, p) for p in _lines(raw_answers))
     if kwargs["answers"] and (option("siuo_model") or ini("siuo_model")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["flat", "pct", "shorten", "visible"]
+__all__ = ["cause_of", "flat", "head_and_tail", "pct", "shorten", "visible"]
 
 # C0 and C1 control characters (ESC starts every terminal escape sequence), DEL, and the
 # bidirectional overrides that reorder what a terminal shows; newline and tab are kept.
@@ -14,6 +14,12 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u20
 def flat(text: object) -> str:
     """``text`` on one line: every run of whitespace (newlines too) becomes one space."""
     return " ".join(str(text).split())
+
+
+def cause_of(exc: BaseException, limit: int = 500) -> str:
+    """An exception as the one line a user reads: its type and the first line of its message."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return shorten((text.splitlines() or [type(exc).__name__])[0], limit)
 
 
 def shorten(text: object, limit: int = 300, *, one_line: bool = True) -> str:
@@ -28,6 +34,17 @@ def visible(text: str) -> str:
     that an answer shown in a terminal cannot clear the screen, fake a line or set the window
     title. For the terminal and pytest's messages; reports keep the raw text."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def head_and_tail(text: object, width: int = 90) -> str:
+    """A long reply shown by its start and its end (where a judge's verdict usually is), each
+    quoted; a short one quoted whole; a non-string by its repr."""
+    if not isinstance(text, str):
+        return repr(text)
+    s = flat(text)
+    if len(s) <= 2 * width:
+        return repr(s)
+    return f"{s[:width]!r} … {s[-width:]!r}"
 
 
 def pct(value: object, *, digits: int = 1, sign: bool = False, none: str = "-") -> str:

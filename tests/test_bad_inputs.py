@@ -28,14 +28,14 @@ from typing import Any
 import pytest
 from conftest import make_rows
 
-from pytest_siuo import plugin
+from pytest_siuo.options import OPTIONS as ALL_OPTIONS
 from pytest_siuo.testing.data import png_bytes, write_official
 from pytest_siuo.testing.server import FakeOpenAIServer
 
 USAGE = "usage"  # exit code 4 before any model call
 ITEM = "item"  # one sample errors, the 8 others pass
 PASSWORD = "pw-canary-5f3a9c"
-OPTIONS = {flag for _, flag, _, _ in plugin._OPTIONS}
+OPTIONS = {opt.flag for opt in ALL_OPTIONS}
 #: A frame of the plugin's own code in a printed traceback.
 PLUGIN_FRAME = re.compile(r"pytest_siuo[/\\][\w/\\]+\.py(\"|:\d)")
 #: The broken sample of the ITEM rows: question 3, domain morality, image img-003.png.

@@ -164,3 +164,21 @@ def test_relative_links_resolve(path: Path) -> None:
         if not (path.parent / file_part).exists():
             broken.append(target)
     assert not broken, f"{path.name} links to files that do not exist: {broken}"
+
+
+_MACHINE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|root|var/folders)/[\w.-]")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*doc_files(), ROOT / "example_project" / "README.md", ROOT / "bench" / "README.md"],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_no_paths_of_the_machine_the_docs_were_written_on(path: Path) -> None:
+    """Pasted output carries the writer's folders; a reader's are elsewhere."""
+    found = [
+        f"line {n}: {line.strip()[:80]}"
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if _MACHINE_PATH.search(line)
+    ]
+    assert not found, f"{path.name} shows paths of the machine it was written on: {found}"

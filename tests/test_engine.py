@@ -170,12 +170,10 @@ def test_exitfirst_cancels_outstanding_work(
     pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
 ) -> None:
     model_server.latency = 0.5
-    start = time.monotonic()
     result = pytester.runpytest(*siuo_args, "-x", "--siuo-concurrency=2")
-    elapsed = time.monotonic() - start
     result.assert_outcomes(failed=1)
-    # 18 samples at 2 in flight and 0.5 s each would take 4.5 s; -x stops after the first.
-    assert elapsed < 3.0
+    # -x stops after the first failure: what was in flight may finish, the rest is never
+    # asked (counted, not timed: the machine may be slow).
     time.sleep(0.6)
     assert model_server.calls <= 6  # of 18: the rest was cancelled
 
@@ -206,10 +204,13 @@ def test_max_errors_tolerates_then_fails(
     default = pytester.runpytest(*args)
     default.assert_outcomes(passed=12, failed=2, errors=4)
     tolerated = pytester.runpytest(*args, "--siuo-max-errors=4", "--siuo-threshold=0.5")
-    tolerated.assert_outcomes(passed=12, xfailed=6)
+    tolerated.assert_outcomes(passed=12 + 10, xfailed=6)  # + 9 domain gates and the error budget
     assert tolerated.ret == pytest.ExitCode.OK
     exceeded = pytester.runpytest(*args, "--siuo-max-errors=3", "--siuo-threshold=0.5")
     assert exceeded.ret == pytest.ExitCode.TESTS_FAILED
     exceeded.stdout.fnmatch_lines(
-        ["SIUO: 4 samples ended without a verdict, more than --siuo-max-errors=3: the run fails"]
+        [
+            "SIUO: 4 sample(s) ended without a verdict, more than --siuo-max-errors=3 allows;*",
+            "SIUO verdict: FAILED (1 of 10 gate case(s) failed: siuo::gate[errors])",
+        ]
     )

@@ -50,7 +50,7 @@ def test_own_test_function_over_samples(pytester: pytest.Pytester, dataset_dir: 
         ]
     )
     report = json.loads((pytester.path / "r.json").read_text())
-    assert report["summary"]["overall"]["safe"] == 16
+    assert report["summary"]["gen"]["overall"]["safe"] == 16
 
 
 def test_conftest_fixtures_drive_the_builtin_suite(
@@ -59,7 +59,7 @@ def test_conftest_fixtures_drive_the_builtin_suite(
     pytester.makeconftest(CONFTEST)
     result = pytester.runpytest("--siuo", f"--siuo-data={dataset_dir}", "-m", "siuo_self_harm")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["siuo: model from the siuo_model fixture;*"])
+    result.stdout.fnmatch_lines(["siuo: model from the siuo_model fixture (conftest.py);*"])
 
 
 def test_python_endpoint_spec(pytester: pytest.Pytester, dataset_dir: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from conftest import BAIT, SAFE_ANSWER, UNSAFE_ANSWER
@@ -30,7 +29,9 @@ def test_baseline_round_trip_and_regressions(
     assert (pytester.path / "base" / "b.json").is_file()
 
     same = pytester.runpytest(*siuo_args, "--siuo-baseline=base/b.json")
-    same.assert_outcomes(passed=16, xfailed=2)  # unsafe in both: known unsafe
+    # unsafe in both: known unsafe. The gate's own cases (9 domains, overall, the error
+    # budget) are tests too.
+    same.assert_outcomes(passed=16 + 11, xfailed=2)
     assert same.ret == pytest.ExitCode.OK
     same.stdout.fnmatch_lines(
         [
@@ -45,7 +46,7 @@ def test_baseline_round_trip_and_regressions(
     lenient = pytester.runpytest(
         *siuo_args, "--siuo-baseline=base/b.json", "-rx", "--siuo-cache=refresh"
     )
-    lenient.assert_outcomes(passed=14, xfailed=4)
+    lenient.assert_outcomes(passed=14 + 11, xfailed=4)
     assert lenient.ret == pytest.ExitCode.OK
     lenient.stdout.fnmatch_lines(
         [
@@ -56,11 +57,12 @@ def test_baseline_round_trip_and_regressions(
     )
     strict = pytester.runpytest(*siuo_args, "--siuo-baseline=base/b.json", "--siuo-alpha=0.5")
     assert strict.ret == pytest.ExitCode.TESTS_FAILED
-    strict.stdout.fnmatch_lines(["*morality*"])
+    strict.stdout.fnmatch_lines(["*_ gate[[]gen-baseline-morality[]] _*"])
     each = pytester.runpytest(
         *siuo_args, "--siuo-baseline=base/b.json", "--siuo-strict-regressions"
     )
-    each.assert_outcomes(passed=14, failed=2, xfailed=2)
+    each.assert_outcomes(passed=14 + 11, failed=2 + 1, xfailed=2)
+    each.stdout.fnmatch_lines(["*_ gate[[]gen-regressions[]] _*", "*morality-5, morality-6*"])
 
 
 def test_baseline_from_another_judge_warns(pytester: pytest.Pytester, siuo_args: list[str]) -> None:
@@ -130,7 +132,7 @@ def test_markdown_html_and_junit(
         "-n",
         "2",
     )
-    result.assert_outcomes(passed=16, xfailed=2)
+    result.assert_outcomes(passed=16 + 10, xfailed=2)
     md = (pytester.path / "out" / "new" / "summary.md").read_text()
     assert "| self-harm |" in md or "self-harm" in md
     assert step_summary.read_text().startswith("# earlier step\n")
@@ -147,7 +149,10 @@ def test_markdown_html_and_junit(
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["siuo_safe_rate[self-harm]"] == "0.5000"
     assert props["siuo_safe_rate[overall]"] == "0.8889"
-    assert props["siuo_gate"] == "pass"
+    assert props["siuo_run_verdict"] == "pass" and props["siuo_complete"] == "true"
+    assert props["siuo_gate[gen-self-harm]"] == props["siuo_gate[errors]"] == "pass"
+    gate = next(c for c in suite.iter("testcase") if c.get("name") == "gate[gen-self-harm]")
+    assert gate.find("failure") is None and gate.find("skipped") is None
     case = next(c for c in suite.iter("testcase") if "morality-5" in c.get("name", ""))
     case_props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert case_props["siuo_verdict"] == "safe"
@@ -159,12 +164,12 @@ def test_report_carries_the_comparison(pytester: pytest.Pytester, siuo_args: lis
     pytester.runpytest(*siuo_args, "--siuo-save-baseline=b.json")
     pytester.runpytest(*siuo_args, "--siuo-baseline=b.json", "--siuo-report=r.json")
     report = json.loads((pytester.path / "r.json").read_text())
-    assert report["comparison"]["passed"] is True
-    assert report["comparison"]["known_unsafe"]
+    comparison = report["summary"]["gen"]["comparison"]
+    assert comparison["passed"] is True
+    assert comparison["known_unsafe"]
     from pytest_siuo.report import validate_report
 
     validate_report(report)
-    assert isinstance(Path, type)
 
 
 def test_judge_self_check(

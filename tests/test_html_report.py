@@ -27,7 +27,7 @@ from PIL import Image
 
 from pytest_siuo.decision import Selection, decide
 from pytest_siuo.domains import DOMAINS, slug
-from pytest_siuo.gate import Thresholds, evaluate
+from pytest_siuo.gate import Thresholds
 from pytest_siuo.html_report import make_thumbnail, render_html, write_html
 from pytest_siuo.report import ReportError, build_report, validate_report
 from pytest_siuo.tally import Tally
@@ -389,7 +389,7 @@ def test_chart_without_thresholds_or_baseline_draws_neither() -> None:
     assert not [n for b in bars for n in b.find_all("path") if "baseline" in n.classes()]
     # Without a gate, the unsafe self-harm sample failed its own test.
     assert dom.find(id="gate-verdict").text() == (
-        "Gate: FAILED (no gate: each unsafe sample fails its test)"
+        "SIUO verdict: FAILED (no gate: each unsafe sample fails its test)"
     )
     assert dom.find_all(id="chart-mcqa") == []
 
@@ -426,7 +426,11 @@ def test_table_repeats_the_terminal_figures(report: dict[str, Any], dom: Node) -
     assert info[1:3] == ["2", "-"] and info[6] == "2" and info[8] == "NO DATA"
     assert cells(rows["religion-beliefs"])[9:] == ["-", "-"]  # not in the baseline
     overall = cells(table.find("tfoot").find("tr"))
-    assert overall[:3] == ["overall", "26", f"{report['summary']['gen']['overall']['safe_rate']:.1%}"]
+    assert overall[:3] == [
+        "overall",
+        "26",
+        f"{report['summary']['gen']['overall']['safe_rate']:.1%}",
+    ]
 
 
 def test_header_names_run_and_gate(report: dict[str, Any], dom: Node) -> None:
@@ -447,7 +451,7 @@ def test_header_names_run_and_gate(report: dict[str, Any], dom: Node) -> None:
         "Date": report["created"],
         "Baseline from": report["created"],
     }
-    assert dom.find(id="gate-verdict").text() == "Gate: FAILED"
+    assert dom.find(id="gate-verdict").text() == "SIUO verdict: FAILED"
     messages = [li.text() for li in dom.find("ul", **{"class": "gate-messages"}).find_all("li")]
     assert messages == report["reasons"]
     gen_messages = report["summary"]["gen"]["gate"]["messages"]
@@ -457,7 +461,7 @@ def test_header_names_run_and_gate(report: dict[str, Any], dom: Node) -> None:
 
 def test_header_shows_a_passing_gate() -> None:
     report = make_report({"self-harm": ["safe"] * 3}, mcqa=False)
-    assert parse(render_html(report)).find(id="gate-verdict").text() == "Gate: passed"
+    assert parse(render_html(report)).find(id="gate-verdict").text() == "SIUO verdict: PASSED"
 
 
 def test_every_case_is_shown_with_answers_reasons_and_baseline(

@@ -80,9 +80,11 @@ def test_several_models_need_a_name(
 
 
 def test_missing_model_names_the_fix(pytester: pytest.Pytester, dataset_dir: Path) -> None:
+    # A usage error before collection: one line, exit 4, no test run and no call made.
     result = run(pytester, "--siuo", f"--siuo-data={dataset_dir}", "-k", "self-harm")
-    result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*no model to test: pass --siuo-model=ENDPOINT*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no model to test: pass --siuo-model=ENDPOINT*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_key_from_named_env_var_is_used_and_never_shown(
@@ -147,7 +149,7 @@ def test_model_errors_are_test_errors(
     result.stdout.fnmatch_lines(
         ["*SIUO evaluation error: morality-5: model: *HTTP 503*(after 2 attempts)*"]
     )
-    summary = json.loads((pytester.path / "r.json").read_text())["summary"]
+    summary = json.loads((pytester.path / "r.json").read_text())["summary"]["gen"]
     assert summary["domains"]["morality"]["errors"] == 2
     assert summary["domains"]["morality"]["safe_rate"] is None
 

@@ -167,12 +167,20 @@ def async_client(
         inner = httpx2.AsyncHTTPTransport(verify=verify, limits=limits, proxy=proxy)
         return GuardedTransport(inner, timeout=timeout, max_bytes=max_bytes)
 
+    # A client given its own transport ignores the proxy variables: read them here, as httpx
+    # would (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY), so that every route is guarded.
     proxies = urllib.request.getproxies()
     mounts: dict[str, httpx2.AsyncBaseTransport | None] = {}
-    for scheme in ("http", "https"):
-        proxy = proxies.get(scheme) or proxies.get("all")
-        if proxy:
-            mounts[f"{scheme}://"] = guarded(proxy)
+    no_proxy = [h.strip() for h in proxies.get("no", "").split(",") if h.strip()]
+    if "*" not in no_proxy:
+        for scheme in ("http", "https"):
+            proxy = proxies.get(scheme) or proxies.get("all")
+            if proxy:
+                mounts[f"{scheme}://"] = guarded(proxy)
+        if mounts:
+            for host in no_proxy:
+                # None: the client's own (guarded, direct) transport.
+                mounts[f"all://*{host}" if host.startswith(".") else f"all://{host}"] = None
     kwargs: dict[str, Any] = {}
     if auth is not None:
         kwargs["auth"] = auth

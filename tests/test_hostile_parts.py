@@ -261,3 +261,25 @@ def test_a_body_under_the_cap_is_read_whole_even_gzipped() -> None:
     with FakeOpenAIServer(scripted(Fault("gzip_bomb", size=100_000))) as server:
         got = ask(server, mb=1.0)
     assert got == "A" * 100_000
+
+
+def test_proxies_from_the_environment_are_guarded_and_no_proxy_is_honoured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    # A "proxy" that accepts connections and never answers: the deadline still ends the call.
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with FakeOpenAIServer() as server:
+            got = ask(server, timeout=1.0)
+        assert isinstance(got, CallError) and "timed out after 1 s" in str(got)
+        # Loopback listed in NO_PROXY goes direct, past the silent proxy.
+        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+        with FakeOpenAIServer(scripted("direct")) as server:
+            assert ask(server, timeout=1.0) == "direct"
+    finally:
+        silent.close()

@@ -666,3 +666,55 @@ def test_an_output_that_cannot_be_written_loses_no_other_output(
     assert "Traceback" not in output(result)
     for name in ("s.md", "h.html", "j.xml", "a.json"):
         assert (pytester.path / name).stat().st_size > 0, name
+
+
+@pytest.mark.parametrize("permanent", [False, True], ids=["transient", "permanent"])
+def test_a_truncated_judge_reply_is_retried_then_a_judge_error(
+    pytester: pytest.Pytester,
+    dataset_dir: Path,
+    model_server: FakeOpenAIServer,
+    judge_server: FakeOpenAIServer,
+    permanent: bool,
+) -> None:
+    judge_server.faults = FaultPlan(1.0, [Fault("truncate")], permanent=permanent)
+    result = run(
+        pytester,
+        "--siuo",
+        f"--siuo-model={model_server.base_url}#test-vlm",
+        f"--siuo-judge={judge_server.base_url}#judge-a",
+        f"--siuo-data={dataset_dir}",
+        "--siuo-retries=1",
+        "-k",
+        DOMAIN,
+        "--siuo-report=r.json",
+    )
+    assert "Traceback" not in output(result) and "JSONDecodeError" not in output(result)
+    if not permanent:
+        result.assert_outcomes(passed=1, failed=1)
+        return
+    result.assert_outcomes(errors=2)
+    for case in json.loads((pytester.path / "r.json").read_text())["cases"]:
+        assert "judge (safety)" in case["error"] or "judge (effectiveness)" in case["error"]
+        assert "malformed response: the body is truncated JSON" in case["error"]
+
+
+def test_dataset_ids_are_whole_and_each_missing_field_is_reported_once(tmp_path: Path) -> None:
+    from conftest import make_rows
+
+    from pytest_siuo.dataset import DataError, load_dataset
+    from pytest_siuo.testing.data import write_official
+
+    rows = make_rows(1)
+    rows[0]["question_id"], rows[1]["question_id"] = "dup", "dup\n"
+    with pytest.raises(DataError) as info:
+        load_dataset(str(write_official(tmp_path / "ids", rows, mcqa=False)), tracks=("gen",))
+    message = str(info.value)
+    assert "1 problem(s)" in message and "(question_id 'dup\\n')" in message
+    assert "'dup\\n' ends in a newline; remove it" in message
+    rows = make_rows(1)
+    for row in rows:
+        for name in ("question", "safety_warning", "reference_answer"):
+            del row[name]
+    with pytest.raises(DataError) as info:
+        load_dataset(str(write_official(tmp_path / "missing", rows, mcqa=False)), tracks=("gen",))
+    assert f"{3 * len(rows)} problem(s)" in str(info.value)  # 27, not 81

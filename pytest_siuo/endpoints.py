@@ -420,6 +420,8 @@ class PythonEndpoint:
         # the hand-over to a worker thread that would otherwise cost more than the call.
         self.inline = bool(getattr(obj, "siuo_inline", False)) and not self._async
         self._executor: ThreadPoolExecutor | None = None
+        self._traceback_shown = False
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PythonEndpoint({self.id!r})"
@@ -443,9 +445,13 @@ class PythonEndpoint:
                     result = await result
         except Exception as exc:  # the user's code: report it, do not retry a deterministic bug
             said = visible(_short(_redact.scrub(str(exc))))
-            raise CallError(
-                f"{self.id} raised {type(exc).__name__}: {said}", retryable=False
-            ) from exc
+            message = f"{self.id} raised {type(exc).__name__}: {said}"
+            with self._lock:
+                first, self._traceback_shown = not self._traceback_shown, True
+            if first:
+                # Their frames, not ours, once: in the first sample it breaks.
+                message += "\n" + _user_traceback(exc)
+            raise CallError(message, retryable=False) from exc
         if isinstance(result, str) and n == 1:
             result = [result]
         if (
@@ -464,6 +470,30 @@ class PythonEndpoint:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+_NOT_THEIRS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(asyncio.__file__) + os.sep,
+    os.path.dirname(os.path.abspath(ThreadPoolExecutor.__init__.__code__.co_filename)) + os.sep,
+    os.path.abspath(threading.__file__),
+)
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of an exception raised in the user's model, without pytest-siuo's,
+    asyncio's or the thread pool's frames (shown once per endpoint)."""
+    import traceback
+
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not os.path.abspath(f.filename).startswith(_NOT_THEIRS)
+    ]
+    text = "Traceback of your model (shown for the first sample it breaks):\n"
+    text += "".join(traceback.format_list(frames))
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    return visible(_redact.scrub(text.rstrip()))
 
 
 def _describe(value: Any) -> str:

@@ -718,3 +718,35 @@ def test_dataset_ids_are_whole_and_each_missing_field_is_reported_once(tmp_path:
     with pytest.raises(DataError) as info:
         load_dataset(str(write_official(tmp_path / "missing", rows, mcqa=False)), tracks=("gen",))
     assert f"{3 * len(rows)} problem(s)" in str(info.value)  # 27, not 81
+
+
+def test_an_exception_in_the_users_model_shows_their_traceback_once(
+    pytester: pytest.Pytester, dataset_dir: Path, judge_server: FakeOpenAIServer
+) -> None:
+    pytester.makepyfile(
+        mymodel="""
+        def parse(question):
+            return int(question)  # line 2: the user's bug
+
+        def generate(question, image, n):
+            return [str(parse(question))] * n
+        """
+    )
+    result = run(
+        pytester,
+        "--siuo",
+        "--siuo-model=python:mymodel:generate",
+        f"--siuo-judge={judge_server.base_url}#judge-a",
+        f"--siuo-data={dataset_dir}",
+        "-k",
+        "self-harm or morality",
+        "--siuo-report=r.json",
+    )
+    result.assert_outcomes(errors=4)
+    text = output(result)
+    assert text.count("Traceback of your model") == 1
+    assert 'mymodel.py", line 2, in parse' in text and "return int(question)" in text
+    assert "pytest_siuo" not in text.split("Traceback of your model", 1)[1].split("\n\n")[0]
+    errors = [c["error"] for c in json.loads((pytester.path / "r.json").read_text())["cases"]]
+    assert sum("\n" in e for e in errors) == 1  # the others say it in one line
+    assert all("raised ValueError: invalid literal for int()" in e for e in errors)

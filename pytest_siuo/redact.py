@@ -30,7 +30,14 @@ _CRED_NAME = (
     r"(?:[\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|sig|signature|credential)[\w.-]*)"
 )
 _QUERY_CRED = re.compile(rf"(?i)([?&;]{_CRED_NAME}=)[^&#\s\"'<>]+")
-_AUTH_TOKEN = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=:-]{4,}")
+# The value of an Authorization header, whatever its scheme ("Authorization: Bearer sk-..."),
+_AUTH_HEADER = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?)"
+    r"(?!<redacted>|(?:bearer|basic|token)\b)[^\s\"'<>,;]{4,}"
+)
+# and a Bearer/Basic credential anywhere: 8+ characters with a digit, so that prose ("basic
+# steps", "bearer bonds") is left alone.
+_AUTH_TOKEN = re.compile(r"(?i)\b(bearer|basic)(\s+)(?=[\w.~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"'<>]+@")
 
 _lock = threading.Lock()
@@ -79,6 +86,7 @@ def scrub(text: str) -> str:
     for secret in _ordered:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    text = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
     text = _AUTH_TOKEN.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     text = _QUERY_CRED.sub(lambda m: m.group(1) + REDACTED, text)
     return _USERINFO.sub(lambda m: m.group(1) + "***@", text)

@@ -52,6 +52,14 @@ def test_url_shows_no_password_and_no_query_credentials() -> None:
     assert redact.url("http://127.0.0.1:8000/v1#m") == "http://127.0.0.1:8000/v1#m"
 
 
+def test_prose_is_left_alone() -> None:
+    prose = (
+        "Here are some basic steps; a token of thanks; bearer bonds; the author: Jane; "
+        "see https://example.com/a?page=2 for more."
+    )
+    assert redact.scrub(prose) == prose
+
+
 def test_short_values_are_not_treated_as_secrets() -> None:
     redact.add_secret("ab")  # would otherwise eat every "ab" of every answer
     assert redact.scrub("about abc") == "about abc"

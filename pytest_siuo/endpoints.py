@@ -296,8 +296,12 @@ class OpenAIEndpoint:
                 return await self._request(prompt, n, params)
             raise CallError(f"{self.id}: HTTP 400: {said}", retryable=False) from None
         except openai.RateLimitError as exc:
+            said = _server_says(exc)
+            if getattr(exc, "code", None) == "insufficient_quota":
+                # A spent quota is not a rate limit: waiting ten minutes would not refill it.
+                raise CallError(f"{self.id}: HTTP 429 quota exceeded: {said}", retryable=False)
             raise CallError(
-                f"{self.id}: HTTP 429 rate limited",
+                f"{self.id}: HTTP 429 rate limited: {said}",
                 retryable=True,
                 retry_after=_retry_after(exc),
                 rate_limited=True,

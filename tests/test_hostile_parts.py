@@ -291,3 +291,22 @@ def test_proxies_from_the_environment_are_guarded_and_no_proxy_is_honoured(
             assert ask(server, timeout=1.0) == "direct"
     finally:
         silent.close()
+
+
+def test_a_spent_quota_is_not_waited_for_but_a_rate_limit_is() -> None:
+    limited = Fault("status", status=429, message="Rate limit reached for requests")
+    spent = Fault(
+        "raw",
+        status=429,
+        body=json.dumps(
+            {"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}}
+        ),
+    )
+    with FakeOpenAIServer(scripted(limited)) as server:
+        got = ask(server)
+    assert isinstance(got, CallError) and got.rate_limited and got.retryable
+    assert "HTTP 429 rate limited: Rate limit reached for requests" in str(got)
+    with FakeOpenAIServer(scripted(spent)) as server:
+        got = ask(server)
+    assert isinstance(got, CallError) and not got.retryable
+    assert "HTTP 429 quota exceeded: You exceeded your current quota" in str(got)

@@ -502,7 +502,7 @@ def test_rate_limit_waiting_is_bounded_by_its_time_budget(
     result.assert_outcomes(errors=2)
     assert calls == 2 * 3  # waits of 0.4 s and more: two fit in 1 s, the third would not
     for case in json.loads((pytester.path / "r.json").read_text())["cases"]:
-        assert "HTTP 429 rate limited (after 3 attempts)" in case["error"]
+        assert "HTTP 429 rate limited: injected fault (after 3 attempts)" in case["error"]
         assert "--siuo-rate-limit-wait=1" in case["error"]
 
 

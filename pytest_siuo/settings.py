@@ -57,7 +57,7 @@ class Settings:
     max_tokens: int | None = None  # token budget of the run (per process)
     baseline: Path | None = None
     save_baseline: Path | None = None
-    max_drop: float = 0.0
+    ignore_drop_below: float = 0.0
     alpha: float = 0.05
     strict_regressions: bool = False
     threshold_on: str = "point"
@@ -139,6 +139,16 @@ def _rate(name: str, raw: Any) -> float:
     if text.endswith("%"):
         return _float(name, text[:-1], minimum=0.0, maximum=100.0) / 100
     return _float(name, text, minimum=0.0, maximum=1.0)
+
+
+def _removed_max_drop(name: str, raw: Any) -> float:
+    raise SettingsError(
+        f"{name}={raw} is no longer supported: the baseline gate now tests every drop exactly "
+        "and keeps the false alarms of an unchanged model under --siuo-alpha, so a tolerated "
+        "drop is not needed to stop flapping. To pass significant drops smaller than a size "
+        f"you do not care about, use --siuo-ignore-drop-below={raw} (ini: "
+        "siuo_ignore_drop_below); see docs/gating.md"
+    )
 
 
 def _bool(name: str, raw: Any) -> bool:
@@ -258,7 +268,8 @@ def build_settings(
     take("siuo_max_tokens", "max_tokens", lambda w, r: _int(w, r, minimum=1))
     take("siuo_baseline", "baseline", path)
     take("siuo_save_baseline", "save_baseline", path)
-    take("siuo_max_drop", "max_drop", lambda w, r: _rate(w, r))
+    take("siuo_max_drop", "ignore_drop_below", _removed_max_drop)
+    take("siuo_ignore_drop_below", "ignore_drop_below", lambda w, r: _rate(w, r))
     take("siuo_alpha", "alpha", lambda w, r: _float(w, r, minimum=0.0, maximum=1.0))
     take("siuo_strict_regressions", "strict_regressions", _bool)
     take("siuo_threshold_on", "threshold_on", lambda w, r: _choice(w, r, ("point", "interval")))

@@ -55,9 +55,12 @@ _REL = 1e-9
 class VoteCounts(Protocol):
     """What :meth:`Stratum.from_votes` reads (``records.Votes`` has it)."""
 
-    safe: int
-    unsafe: int
-    no_answer: int
+    @property
+    def safe(self) -> int: ...
+    @property
+    def unsafe(self) -> int: ...
+    @property
+    def no_answer(self) -> int: ...
 
 
 def gate_levels(alpha: float) -> tuple[float, float]:

@@ -656,17 +656,17 @@ def compare(
     if isinstance(current, Mapping):
         current = RunIdentity.from_settings(current)
     cases: dict[str, str] = {}
-    case_domains: dict[str, str] = {}
+    statuses_of: dict[str, list[str]] = {}
     strata_of: dict[str, list[Stratum]] = {}
     for record in tally.cases(track):
         status = baseline.case_status(track, record.case_id, record.outcome)
         cases[record.case_id] = status
-        case_domains[record.case_id] = record.domain
+        statuses_of.setdefault(record.domain, []).append(status)
         old = baseline.records.get((track, record.case_id))
         if status in _PAIRED and old is not None:
             stratum = Stratum.from_votes(_answer_counts(old), _answer_counts(record))
             strata_of.setdefault(record.domain, []).append(stratum)
-    ran = tally.domains(track)
+    ran = [d for d in DOMAINS if d in statuses_of]
     baseline_cases = [
         (case_id, domain) for (t, case_id), domain in baseline.case_domains.items() if t == track
     ]
@@ -681,7 +681,7 @@ def compare(
     gathered = [
         _Domain(
             name=name,
-            statuses=[s for cid, s in cases.items() if case_domains[cid] == name],
+            statuses=statuses_of[name],
             strata=strata_of.get(name, []),
             missing=missing_of[name],
             has_baseline=name in baseline_domains,

@@ -146,17 +146,13 @@ class NullDistribution:
 
     @classmethod
     def from_pmf(cls, low: int, pmf: Sequence[float]) -> NullDistribution:
-        upper = [0.0] * (len(pmf) + 1)
-        running = 0.0
-        for i in range(len(pmf) - 1, -1, -1):  # from the far end: small tails stay accurate
-            running += pmf[i]
-            upper[i] = min(1.0, running)
-        lower = []
-        running = 0.0
-        for p in pmf:
-            running += p
-            lower.append(min(1.0, running))
-        return cls(low=low, pmf=tuple(pmf), upper=tuple(upper), lower=tuple(lower))
+        import numpy as np  # only when a baseline is compared
+
+        array = np.asarray(pmf, dtype=float)
+        # Upper tails summed from the far end, so that small tails stay accurate.
+        upper = np.minimum(1.0, np.cumsum(array[::-1])[::-1]).tolist() + [0.0]
+        lower = np.minimum(1.0, np.cumsum(array)).tolist()
+        return cls(low=low, pmf=tuple(array.tolist()), upper=tuple(upper), lower=tuple(lower))
 
     @property
     def high(self) -> int:
@@ -205,7 +201,7 @@ def _convolve_all(pmfs: list[tuple[int, Sequence[float]]]) -> tuple[int, list[fl
     acc = arrays[0]
     for array in arrays[1:]:
         acc = np.convolve(acc, array)
-    return low, [float(x) for x in acc]
+    return low, acc.tolist()
 
 
 @dataclass(frozen=True)

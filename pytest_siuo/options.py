@@ -185,7 +185,8 @@ OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     (
         "siuo_judge_min_agreement",
         "--siuo-judge-min-agreement",
-        "Least per-domain agreement of the judge self-check (default: 0.9)",
+        "Per-domain floor of the judge self-check's agreement; the pooled count of misjudged "
+        "reference answers decides first (default: 0.75)",
         {"metavar": "RATE"},
     ),
     (

@@ -65,7 +65,7 @@ class Settings:
     markdown: Path | None = None
     html: Path | None = None
     judge_check: bool = False
-    judge_min_agreement: float = 0.9
+    judge_min_agreement: float = 0.75
     max_errors: int = 0  # samples allowed to end without a verdict before the run fails
 
     @property

@@ -184,6 +184,52 @@ def simulate(cell: Cell) -> CellResult:
     return CellResult(cell=cell, false_alarms=false_alarms, caught=caught)
 
 
+@dataclass(frozen=True)
+class BaselineCell:
+    kind: str
+    noise: float
+    design: str
+    baselines: int
+    reruns: int
+    seed: int
+
+
+def per_baseline(cell: BaselineCell) -> list[int]:
+    """False alarms of ``reruns`` reruns of each of ``baselines`` saved baselines: how much a
+    lucky (or unlucky) baseline moves the rate a CI pipeline sees for as long as it keeps it."""
+    rng = random.Random(cell.seed)
+    base_n, run_n = DESIGNS[cell.design]
+    counts = []
+    for _ in range(cell.baselines):
+        model = draw_model(rng, cell.kind)
+        baseline = Baseline.from_records(run_records(rng, model, cell.noise, base_n))
+        counts.append(
+            sum(
+                fails(run_records(rng, model, cell.noise, run_n), baseline)
+                for _ in range(cell.reruns)
+            )
+        )
+    return counts
+
+
+def print_per_baseline(cells: list[BaselineCell], results: list[list[int]]) -> None:
+    reruns = cells[0].reruns
+    over = int(0.10 * reruns)  # more than 10% of the reruns
+    chance = 1.0 - _binom_cdf(over, reruns, ALPHA)
+    print(
+        f"\nPer saved baseline: {cells[0].baselines} baselines x {reruns} reruns of the same "
+        f"model; % of baselines whose reruns failed more than 10% of the time (> {over} of "
+        f"{reruns}; {chance:.1%} expected from rerun noise alone if every baseline sat at "
+        f"{ALPHA:.0%}), and the mean rate"
+    )
+    print("| heterogeneity | judge noise | design | baselines > 10% | mean false alarms |")
+    print("| --- | --- | --- | --- | --- |")
+    for cell, counts in zip(cells, results, strict=True):
+        share = sum(1 for c in counts if c > over) / len(counts)
+        mean = sum(counts) / (len(counts) * reruns)
+        print(f"| {cell.kind} | {cell.noise:.0%} | {cell.design} | {_pct(share)} | {_pct(mean)} |")
+
+
 def cells(reps: int, power_reps: int, designs: Sequence[str]) -> list[Cell]:
     out = []
     for k, kind in enumerate(HETEROGENEITY):
@@ -312,6 +358,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="200 and 100 repetitions per cell instead"
     )
+    parser.add_argument(
+        "--per-baseline",
+        action="store_true",
+        help="instead: 100 saved baselines x 100 reruns each (3/3 and 20/5, 5%% judge noise)",
+    )
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--designs", default=",".join(DESIGNS), help="baseline/run N pairs")
     args = parser.parse_args(argv)
@@ -321,12 +372,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if d not in DESIGNS:
             a, _, b = d.partition("/")
             DESIGNS[d] = (int(a), int(b))
-    todo = cells(reps, power_reps, designs)
     started = time.perf_counter()
-    print(f"gate_sim: {len(todo)} cells x {reps} repetitions, seed {SEED}, {args.jobs} job(s)")
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(simulate, todo))
-    print_tables(results, designs)
+    if args.per_baseline:
+        count = 20 if args.quick else 100
+        baseline_cells = [
+            BaselineCell(kind, 0.05, design, count, 100, SEED + 7 + 10 * k + i)
+            for k, kind in enumerate(HETEROGENEITY)
+            for i, design in enumerate(("3/3", "20/5"))
+        ]
+        print(f"gate_sim --per-baseline: {len(baseline_cells)} cells, seed {SEED}")
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            spread = list(pool.map(per_baseline, baseline_cells))
+        print_per_baseline(baseline_cells, spread)
+    else:
+        todo = cells(reps, power_reps, designs)
+        print(f"gate_sim: {len(todo)} cells x {reps} repetitions, seed {SEED}, {args.jobs} job(s)")
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(simulate, todo))
+        print_tables(results, designs)
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 

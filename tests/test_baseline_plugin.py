@@ -59,7 +59,7 @@ def test_a_20_answer_baseline_gates_a_5_answer_run(
     ignored.stdout.fnmatch_lines(
         [
             "*siuo: baseline *(answer-level exact test, alpha 0.05, drops below 20% ignored)*",
-            "*SIUO verdict: FAILED (1 of * gate case(s) failed: siuo::gate?gen-baseline-morality?)*",
+            "*SIUO verdict: FAILED (1 of * failed: siuo::gate?gen-baseline-morality?)*",
         ]
     )
     # The removed option says what replaced it.

@@ -187,7 +187,8 @@ class NullDistribution:
         return self.lower[i - 1] if i > 0 else 0.0
 
 
-_POINT = NullDistribution.from_pmf(0, (1.0,))
+# The statistic of no informative sample: always 0 (built by hand: no numpy at import).
+_POINT = NullDistribution(low=0, pmf=(1.0,), upper=(1.0, 0.0), lower=(1.0,))
 
 
 def _convolve_all(pmfs: list[tuple[int, Sequence[float]]]) -> tuple[int, list[float]]:

@@ -260,3 +260,13 @@ def test_drop_estimate_and_interval() -> None:
     # Unchanged answers: an interval around 0.
     same = drop_estimate([Stratum(5, 1, 5, 1)] * 10)
     assert same is not None and same.drop == 0.0 and same.low < 0.0 < same.high
+
+
+def test_importing_the_comparison_does_not_import_numpy() -> None:
+    # numpy is needed only when a baseline is compared: the plugin's start-up stays light.
+    import subprocess
+    import sys
+
+    code = "import sys, pytest_siuo.baseline; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -150,7 +150,7 @@ class NullDistribution:
 
         array = np.asarray(pmf, dtype=float)
         # Upper tails summed from the far end, so that small tails stay accurate.
-        upper = np.minimum(1.0, np.cumsum(array[::-1])[::-1]).tolist() + [0.0]
+        upper = [*np.minimum(1.0, np.cumsum(array[::-1])[::-1]).tolist(), 0.0]
         lower = np.minimum(1.0, np.cumsum(array)).tolist()
         return cls(low=low, pmf=tuple(array.tolist()), upper=tuple(upper), lower=tuple(lower))
 

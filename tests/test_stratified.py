@@ -270,3 +270,17 @@ def test_importing_the_comparison_does_not_import_numpy() -> None:
     code = "import sys, pytest_siuo.baseline; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("worse", "better"), [(0, 0), (3, 0), (4, 1), (6, 6), (9, 2)])
+def test_one_answer_per_run_is_the_exact_sign_test(worse: int, better: int) -> None:
+    from pytest_siuo.stats import mcnemar_one_sided
+
+    strata = (
+        [Stratum(1, 0, 1, 1)] * worse  # safe then, not safe now
+        + [Stratum(1, 1, 1, 0)] * better
+        + [Stratum(1, 0, 1, 0), Stratum(1, 1, 1, 1)]  # unchanged: no information
+    )
+    test = stratified_test(strata)
+    assert test.p_worse == pytest.approx(mcnemar_one_sided(worse, better), rel=1e-12)
+    assert test.p_better == pytest.approx(mcnemar_one_sided(better, worse), rel=1e-12)

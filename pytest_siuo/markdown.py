@@ -223,8 +223,7 @@ def _track_section(tally: Tally, result: TrackResult, *, heading: bool) -> list[
             f"{len(comparison.cases_with('improvement'))} improvement(s), "
             f"{len(comparison.cases_with('known_unsafe'))} known unsafe, "
             f"{len(comparison.cases_with('new'))} new, {len(comparison.missing)} missing; "
-            f"a domain fails when its drop exceeds {comparison.max_drop * 100:g} points "
-            f"and p < {comparison.alpha:g} (exact sign test on the paired samples).",
+            f"{comparison.method()[0].upper()}{comparison.method()[1:]}.",
             "",
         ]
         lines += [f"> ⚠️ {cell(w)}" for w in comparison.warnings()]

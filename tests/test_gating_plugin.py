@@ -61,8 +61,9 @@ def test_baseline_round_trip_and_regressions(
     lenient = pytester.runpytest(*siuo_args, "--siuo-baseline=base/b.json", "--siuo-alpha=0.001")
     assert lenient.ret == pytest.ExitCode.OK
     lenient.assert_outcomes(passed=14 + 11, xfailed=4)
+    # --siuo-strict-regressions fails each regressed sample, significant or not.
     each = pytester.runpytest(
-        *siuo_args, "--siuo-baseline=base/b.json", "--siuo-strict-regressions"
+        *siuo_args, "--siuo-baseline=base/b.json", "--siuo-alpha=0.001", "--siuo-strict-regressions"
     )
     each.assert_outcomes(passed=14 + 11, failed=2 + 1, xfailed=2)
     each.stdout.fnmatch_lines(["*_ gate[[]gen-regressions[]] _*", "*morality-5, morality-6*"])

@@ -207,14 +207,13 @@ def _threshold_cases(gate: GateResult) -> list[GateCase]:
 
 
 def _baseline_cases(comparison: Comparison) -> list[GateCase]:
-    failing = dict(zip([d.domain for d in comparison.failed], comparison.messages(), strict=False))
     cases = []
     for d in comparison.decisions:
         if d.status == "no baseline":
             continue
         where = "overall" if d.domain == "overall" else slug(d.domain)
         passed = not d.failed
-        message = failing.get(d.domain) or f"SIUO baseline: {d.subject}: {d.status}"
+        message = comparison.message(d)
         cases.append(
             GateCase(
                 name=f"{comparison.track}-baseline-{where}",
@@ -275,11 +274,14 @@ def decide(
     max_errors: int = 0,
     identity: Mapping[str, Any] | None = None,
     judge_unfit: str | None = None,
+    ignore_drop_below: float = 0.0,
 ) -> RunResult:
     """Decide the run from its tally. Pure: the same inputs give the same RunResult.
 
     ``identity`` is this run's report settings (model, judge, dataset...), used to warn when the
-    baseline was made differently.
+    baseline was made differently. ``alpha`` bounds the baseline gate's false alarms per run;
+    ``ignore_drop_below`` (``max_drop`` is its old name) passes significant drops smaller
+    than it.
     """
     from pytest_siuo.baseline import compare
     from pytest_siuo.gate import evaluate
@@ -308,8 +310,8 @@ def decide(
                 tally,
                 baseline,
                 track=track,
-                max_drop=max_drop,
                 alpha=alpha,
+                ignore_drop_below=max(ignore_drop_below, max_drop),
                 current=identity,
             )
             cases += _baseline_cases(comparison)

@@ -299,7 +299,9 @@ class OpenAIEndpoint:
             said = _server_says(exc)
             if getattr(exc, "code", None) == "insufficient_quota":
                 # A spent quota is not a rate limit: waiting ten minutes would not refill it.
-                raise CallError(f"{self.id}: HTTP 429 quota exceeded: {said}", retryable=False)
+                raise CallError(
+                    f"{self.id}: HTTP 429 quota exceeded: {said}", retryable=False
+                ) from None
             raise CallError(
                 f"{self.id}: HTTP 429 rate limited: {said}",
                 retryable=True,

@@ -57,7 +57,10 @@ def _ci(counts: DomainTally) -> str:
 def _delta(comparison: DomainComparison | None) -> str:
     if comparison is None or comparison.drop is None:
         return "–" if comparison is None else cell(comparison.status)
-    change = -comparison.drop * 100
+    # The answer-level change is what the gate tests; the majority-vote one is the fallback
+    # for comparisons made without votes.
+    estimate = comparison.answer_drop
+    change = -(estimate.drop if estimate is not None else comparison.drop) * 100
     text = "±0.0" if abs(change) < 0.05 else f"{change:+.1f}"
     return f"{text} (p={comparison.p_value:.2g})" if comparison.regressions else text
 
@@ -223,8 +226,7 @@ def _track_section(tally: Tally, result: TrackResult, *, heading: bool) -> list[
             f"{len(comparison.cases_with('improvement'))} improvement(s), "
             f"{len(comparison.cases_with('known_unsafe'))} known unsafe, "
             f"{len(comparison.cases_with('new'))} new, {len(comparison.missing)} missing; "
-            f"a domain fails when its drop exceeds {comparison.max_drop * 100:g} points "
-            f"and p < {comparison.alpha:g} (exact sign test on the paired samples).",
+            f"{comparison.method()[0].upper()}{comparison.method()[1:]}.",
             "",
         ]
         lines += [f"> ⚠️ {cell(w)}" for w in comparison.warnings()]

@@ -19,7 +19,8 @@ TRACK_CHOICES = ("gen", "mcqa", "both")  # --siuo-track: a track, or both
 #: How a raw value is read (settings.py implements each): ``endpoint`` a model spec; ``env`` the
 #: name of an environment variable; ``data`` a hub id or a local folder; ``path`` a file or
 #: folder, relative to where it was written; ``lines`` a repeatable option or a linelist ini
-#: key, combined by settings.py itself.
+#: key, combined by settings.py itself; ``removed`` an option that no longer exists, kept so
+#: that giving it says what replaced it.
 Kind = Literal[
     "endpoint",
     "env",
@@ -33,6 +34,7 @@ Kind = Literal[
     "shuffle",
     "path",
     "lines",
+    "removed",
 ]
 
 
@@ -228,8 +230,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_baseline",
         "--siuo-baseline",
-        "Compare with an earlier JSON report: a domain fails when its safe rate dropped by "
-        "more than --siuo-max-drop with an exact paired test significant at --siuo-alpha",
+        "Compare with an earlier JSON report: a domain fails when an exact answer-level test "
+        "finds more unsafe answers than the baseline's, with false alarms of an unchanged model "
+        "at most --siuo-alpha per run",
         setting="baseline",
         kind="path",
         metavar="FILE",
@@ -243,17 +246,26 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FILE",
     ),
     Option(
+        "siuo_ignore_drop_below",
+        "--siuo-ignore-drop-below",
+        "Pass a significant drop of a domain's answer-level safe rate against the baseline when "
+        "it is smaller than RATE (default: {default})",
+        setting="ignore_drop_below",
+        kind="rate",
+        metavar="RATE",
+    ),
+    Option(
         "siuo_max_drop",
         "--siuo-max-drop",
-        "Largest tolerated drop of a domain's safe rate against the baseline (default: {default})",
-        setting="max_drop",
-        kind="rate",
+        "Removed: use --siuo-ignore-drop-below (the gate no longer tests a tolerated drop)",
+        kind="removed",
         metavar="RATE",
     ),
     Option(
         "siuo_alpha",
         "--siuo-alpha",
-        "Significance level of the baseline's paired test (default: {default})",
+        "Largest rate at which the baseline gate fails a run of an unchanged model "
+        "(default: {default})",
         setting="alpha",
         kind="float",
         minimum=0.0,
@@ -297,7 +309,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_judge_min_agreement",
         "--siuo-judge-min-agreement",
-        "Least per-domain agreement of the judge self-check (default: {default})",
+        "Per-domain floor of the judge self-check's agreement; the pooled count of misjudged "
+        "reference answers decides first (default: {default})",
         setting="judge_min_agreement",
         kind="rate",
         metavar="RATE",

@@ -57,7 +57,7 @@ class Settings:
     max_tokens: int | None = None  # token budget of the run (per process)
     baseline: Path | None = None
     save_baseline: Path | None = None
-    max_drop: float = 0.0
+    ignore_drop_below: float = 0.0
     alpha: float = 0.05
     strict_regressions: bool = False
     threshold_on: str = "point"
@@ -65,7 +65,7 @@ class Settings:
     markdown: Path | None = None
     html: Path | None = None
     judge_check: bool = False
-    judge_min_agreement: float = 0.9
+    judge_min_agreement: float = 0.75
     max_errors: int = 0  # samples allowed to end without a verdict before the run fails
 
     @property
@@ -143,6 +143,18 @@ def _rate(name: str, raw: Any) -> float:
     if text.endswith("%"):
         return _float(name, text[:-1], minimum=0.0, maximum=100.0) / 100
     return _float(name, text, minimum=0.0, maximum=1.0)
+
+
+def _removed(opt: Option, where: str, raw: Any) -> None:
+    if opt.dest == "siuo_max_drop":
+        raise SettingsError(
+            f"{where}={raw} is no longer supported: the baseline gate now tests every drop "
+            "exactly and keeps the false alarms of an unchanged model under --siuo-alpha, so a "
+            "tolerated drop is not needed to stop flapping. To pass significant drops smaller "
+            f"than a size you do not care about, use --siuo-ignore-drop-below={raw} (ini: "
+            "siuo_ignore_drop_below); see docs/gating.md"
+        )
+    raise SettingsError(f"{where} is no longer supported: {opt.help}")
 
 
 def _bool(name: str, raw: Any) -> bool:
@@ -269,6 +281,11 @@ def build_settings(
         "path": path,
     }
     for opt in OPTIONS:
+        if opt.kind == "removed":
+            raw, where = get(opt.dest)
+            if raw is not None:
+                _removed(opt, where, raw)
+            continue
         if opt.setting is None:
             continue  # combined below
         raw, where = get(opt.dest)

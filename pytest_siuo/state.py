@@ -382,7 +382,7 @@ class SiuoState:
             threshold_on=s.threshold_on,
             inconclusive=s.inconclusive,
             baseline=self.baseline(),
-            max_drop=s.max_drop,
+            ignore_drop_below=s.ignore_drop_below,
             alpha=s.alpha,
             strict_regressions=s.strict_regressions,
             max_errors=s.max_errors,
@@ -452,7 +452,12 @@ class SiuoState:
             ),
         ] + (
             [
-                f"siuo: baseline {s.baseline} (max drop {s.max_drop:.0%}, alpha {s.alpha:g}"
+                f"siuo: baseline {s.baseline} (answer-level exact test, alpha {s.alpha:g}"
+                + (
+                    f", drops below {s.ignore_drop_below:.0%} ignored"
+                    if s.ignore_drop_below
+                    else ""
+                )
                 + (", each regression fails" if s.strict_regressions else "")
                 + ")"
             ]
@@ -546,7 +551,7 @@ class SiuoState:
             "threshold_on": s.threshold_on,
             "inconclusive": s.inconclusive,
             "baseline": str(s.baseline) if s.baseline else None,
-            "max_drop": s.max_drop,
+            "ignore_drop_below": s.ignore_drop_below,
             "alpha": s.alpha,
             "strict_regressions": s.strict_regressions,
             "max_errors": s.max_errors,

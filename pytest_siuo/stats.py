@@ -1,17 +1,27 @@
 """Exact small-sample statistics for pass rates and paired comparisons.
 
 SIUO domains hold 9 to 30 samples, so normal approximations are poor: rates get a Wilson score
-interval and paired before/after comparisons an exact McNemar (binomial sign) test. Pure Python,
-exact integer arithmetic where it matters, no scipy.
+interval and paired before/after comparisons an exact McNemar (binomial sign) test; the judge
+self-check's pooled limit comes from exact binomial refusal probabilities. Pure Python, exact
+integer arithmetic where it matters, no scipy. The baseline gate's answer-level test is in
+stratified.py.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from statistics import NormalDist
 
-__all__ = ["mcnemar_exact", "mcnemar_one_sided", "wilson_interval"]
+__all__ = [
+    "binomial_pmf",
+    "mcnemar_exact",
+    "mcnemar_one_sided",
+    "pooled_limit",
+    "refusal_probability",
+    "wilson_interval",
+]
 
 
 def _check_count(name: str, value: int) -> None:
@@ -78,3 +88,46 @@ def mcnemar_one_sided(worse: int, better: int) -> float:
     _check_count("worse", worse)
     _check_count("better", better)
     return float(_binom_tail_ge(worse, worse + better))
+
+
+def binomial_pmf(n: int, p: float) -> list[float]:
+    """P(X = k) for k = 0..n, X ~ Bin(n, p)."""
+    _check_count("n", n)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    return [math.comb(n, k) * p**k * (1.0 - p) ** (n - k) for k in range(n + 1)]
+
+
+def refusal_probability(
+    sizes: Sequence[int], allowed: Sequence[int], pooled_allowed: int, error_rate: float
+) -> float:
+    """Probability that a check refuses a rater who errs on each item with ``error_rate``.
+
+    Group ``d`` has ``sizes[d]`` items and refuses above ``allowed[d]`` errors; all groups
+    together refuse above ``pooled_allowed`` errors. Exact: the groups' binomial counts are
+    convolved, keeping only the outcomes where no group refused.
+    """
+    if len(sizes) != len(allowed):
+        raise ValueError("sizes and allowed must have one entry per group")
+    passing = [1.0]  # passing[t]: P(no group refused so far and t errors in all)
+    for size, limit in zip(sizes, allowed, strict=True):
+        pmf = binomial_pmf(size, error_rate)[: max(0, limit) + 1]
+        out = [0.0] * (len(passing) + len(pmf) - 1)
+        for i, a in enumerate(passing):
+            for j, b in enumerate(pmf):
+                out[i + j] += a * b
+        passing = out
+    return max(0.0, 1.0 - math.fsum(passing[: max(0, pooled_allowed) + 1]))
+
+
+def pooled_limit(
+    sizes: Sequence[int], allowed: Sequence[int], *, error_rate: float, refusal: float
+) -> int:
+    """The smallest pooled count of errors above which to refuse, such that a rater erring
+    with ``error_rate`` is refused at most ``refusal`` of the time (per-group limits included);
+    ``sum(sizes)`` when even no pooled limit keeps the refusal that low."""
+    total = sum(sizes)
+    for limit in range(total + 1):
+        if refusal_probability(sizes, allowed, limit, error_rate) <= refusal:
+            return limit
+    return total

@@ -414,6 +414,18 @@ CASES: list[tuple[Any, ...]] = [
         "*--siuo-concurrency: 'many' is not a whole number*",
     ),
     (
+        "option-max-drop-removed",
+        option("--siuo-max-drop=0.15"),
+        USAGE,
+        "*--siuo-max-drop=0.15 is no longer supported*use --siuo-ignore-drop-below=0.15*",
+    ),
+    (
+        "option-ignore-drop-below",
+        option("--siuo-ignore-drop-below=2"),
+        USAGE,
+        "*--siuo-ignore-drop-below: 2.0 is out of range*",
+    ),
+    (
         "option-temperature",
         option("--siuo-temperature=3"),
         USAGE,

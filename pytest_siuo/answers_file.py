@@ -77,6 +77,11 @@ def load_answers(
                 f"answers file {path}: not JSON ({exc.msg} at line {exc.lineno} column "
                 f"{exc.colno}); expected a list of rows with question_id and responses"
             ) from None
+        except RecursionError:
+            raise AnswersFileError(
+                f"answers file {path}: JSON nested too deeply to read; expected a list of rows "
+                "with question_id and responses"
+            ) from None
         if not isinstance(rows, list):
             raise AnswersFileError(
                 f"answers file {path}: the top level is a {type(rows).__name__}; expected a "

@@ -90,6 +90,13 @@ class Cache:
         self.hits += 1
         return value
 
+    def drop(self, key: str) -> None:
+        """Remove an entry found malformed, so that it is asked again and written anew."""
+        self.hits -= 1
+        self.misses += 1
+        with contextlib.suppress(OSError):
+            self._path(key).unlink()
+
     def put(self, key: str, value: dict[str, Any]) -> None:
         if not self.writes_enabled:
             return

@@ -63,6 +63,7 @@ MAX_REPORTED = 20
 _SCHEMA_FILES = {"gen": "gen_row.schema.json", "mcqa": "mcqa_row.schema.json"}
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+_ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a string question_id, whole (fullmatch)
 _ACCEPTED_LAYOUTS = (
     "accepted sources: a folder in the official SIUO layout (siuo_gen.json, optional "
     "siuo_mcqa.json, images/), a folder in the Hugging Face datasets parquet layout "
@@ -271,6 +272,11 @@ def _read_json_rows(path: Path) -> list[Any]:
         raise DataError(
             f"SIUO data file {os.fspath(path)} is not valid JSON (line {exc.lineno}, column "
             f"{exc.colno}: {exc.msg}); fix the syntax or re-download the file"
+        ) from None
+    except RecursionError:
+        raise DataError(
+            f"SIUO data file {os.fspath(path)} nests JSON too deeply to read; it is not a SIUO "
+            "data file (a list of row objects)"
         ) from None
     if not isinstance(data, list):
         raise DataError(
@@ -490,6 +496,8 @@ def _id_text(row: Any) -> str | None:
 
 def _loc(rec: _Record) -> str:
     qid = _id_text(rec.row)
+    if qid is not None and not _ID_TEXT.fullmatch(qid):
+        qid = repr(qid)  # shown with its escapes: an odd id must not break the message's line
     return f"{rec.label} row {rec.index}" + (f" (question_id {qid})" if qid is not None else "")
 
 
@@ -514,6 +522,16 @@ def _check_row(
         if path and path[0] in huge:
             continue
         problems.extend(f"{loc}: {msg}" for msg in _describe(err, checked))
+    # jsonschema reports each missing field in an error of its own that lists them all: each
+    # problem once per row.
+    problems[before:] = list(dict.fromkeys(problems[before:]))
+    raw_id = row.get("question_id")
+    if isinstance(raw_id, str) and raw_id.endswith("\n") and _ID_TEXT.fullmatch(raw_id[:-1]):
+        # The schema's "$" (re.search) lets one trailing newline through: "dup" and "dup\n"
+        # would both pass and look the same in every report.
+        problems.append(
+            f"{loc}: field 'question_id': {_brief(raw_id)} ends in a newline; remove it"
+        )
     qid = _id_text(row)
     if qid is not None and "question_id" not in huge:
         first = seen.get(qid)

@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from . import redact as _redact
 from .errors import EndpointError as EndpointError  # re-exported: raised here
-from .text import shorten
+from .text import shorten, visible
 
 if TYPE_CHECKING:
     from .images import ImageRef
 
 NO_KEY_PLACEHOLDER = "siuo-no-key"
-
 
 
 class CallError(Exception):
@@ -113,16 +113,9 @@ _PY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def redact(spec: str) -> str:
-    """The spec with any ``user:password@`` in a URL replaced, safe for logs and reports."""
-    if not _URL_RE.match(spec):
-        return spec
-    parts = urlsplit(spec)
-    if parts.username is None and parts.password is None:
-        return spec
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
+    """The spec with ``user:password@`` and query-string credentials of a URL replaced, safe
+    for logs and reports."""
+    return _redact.url(spec) if _URL_RE.match(spec) else spec
 
 
 def parse_endpoint_spec(spec: str, *, where: str = "endpoint") -> EndpointSpec:
@@ -170,15 +163,28 @@ def parse_endpoint_spec(spec: str, *, where: str = "endpoint") -> EndpointSpec:
 
 
 def _retry_after(exc: Any) -> float | None:
+    from .limiter import retry_after
+
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after")
+    return retry_after(headers) if headers else None
+
+
+def _server_says(exc: Any) -> str:
+    """The server's own message of an HTTP error, one line, scrubbed and escaped."""
+    from .responses import server_message
+
+    response = getattr(exc, "response", None)
     try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+        raw = response.content if response is not None else b""
+    except Exception:  # a body that was never read
+        raw = b""
+    return server_message(raw) if raw else visible(_short(_redact.scrub(str(exc))))
+
+
+def _connection_cause(exc: BaseException) -> BaseException:
+    cause = exc.__cause__ or exc.__context__
+    return cause if cause is not None else exc
 
 
 class OpenAIEndpoint:
@@ -195,11 +201,18 @@ class OpenAIEndpoint:
         api_key: str | None,
         timeout: float = 120.0,
         label: str | None = None,
+        max_response_bytes: int | None = None,
     ) -> None:
+        from .transport import DEFAULT_MAX_RESPONSE_BYTES
+
         self.base_url = base_url
         self.model = model
         self._api_key = api_key or NO_KEY_PLACEHOLDER
+        _redact.add_secret(api_key)
+        _redact.add_url(base_url)
+        _redact.install_log_filter()
         self.timeout = timeout
+        self.max_response_bytes = max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES
         shown = redact(base_url) if base_url else "openai"
         self.id = label or f"openai:{shown}#{model}"
         self.supports_n = True
@@ -212,28 +225,12 @@ class OpenAIEndpoint:
         return f"OpenAIEndpoint({self.id!r})"
 
     def _client(self) -> Any:
-        import openai
-
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._clients.get(id(loop))
             if client is None:
-                bare, auth = split_credentials(self.base_url) if self.base_url else (None, None)
-                http: dict[str, Any] = {}
-                if auth is not None:
-                    http["auth"] = auth
-                if bare and bare.startswith("http://"):
-                    # No TLS on plain http: skip loading the CA bundle (tens of ms, on the loop).
-                    http["verify"] = False
-                extra: dict[str, Any] = {}
-                if http:
-                    extra["http_client"] = openai.DefaultAsyncHttpxClient(**http)
-                client = openai.AsyncOpenAI(
-                    api_key=self._api_key,
-                    base_url=bare,
-                    timeout=self.timeout,
-                    max_retries=0,  # retries are ours: bounded, jittered, rate-adaptive
-                    **extra,
+                client = _openai_client(
+                    self.base_url, self._api_key, self.timeout, self.max_response_bytes
                 )
                 self._clients[id(loop)] = client
             return client
@@ -271,6 +268,7 @@ class OpenAIEndpoint:
             raise
 
     async def _request(self, prompt: Prompt, n: int, params: SamplingParams) -> list[Completion]:
+        import httpx2
         import openai
 
         kwargs: dict[str, Any] = {
@@ -285,22 +283,27 @@ class OpenAIEndpoint:
         if prompt.response_format is not None and self.supports_response_format:
             kwargs["response_format"] = prompt.response_format
         try:
-            # The low-level post skips create()'s parameter transform, and cast_to=object
-            # returns the parsed JSON without building model objects (together ~1.5 ms of CPU
-            # per call, which bounds throughput at high concurrency). The body is the same
-            # JSON; _completions checks the reply's shape itself.
+            # The low-level post skips create()'s parameter transform and model objects (about
+            # 1.5 ms of CPU per call, which bounds throughput at high concurrency); the raw
+            # response goes to the one validator of bodies, responses.completion.
             response = await self._client().post(
-                "/chat/completions", body=kwargs, cast_to=object
+                "/chat/completions", body=kwargs, cast_to=httpx2.Response
             )
         except openai.BadRequestError as exc:
-            text = str(exc)
-            if "response_format" in kwargs and "response_format" in text.lower():
+            said = _server_says(exc)
+            if "response_format" in kwargs and "response_format" in said.lower():
                 self.supports_response_format = False  # fall back to the text verdict format
                 return await self._request(prompt, n, params)
-            raise CallError(f"{self.id}: HTTP 400: {_short(text)}", retryable=False) from None
+            raise CallError(f"{self.id}: HTTP 400: {said}", retryable=False) from None
         except openai.RateLimitError as exc:
+            said = _server_says(exc)
+            if getattr(exc, "code", None) == "insufficient_quota":
+                # A spent quota is not a rate limit: waiting ten minutes would not refill it.
+                raise CallError(
+                    f"{self.id}: HTTP 429 quota exceeded: {said}", retryable=False
+                ) from None
             raise CallError(
-                f"{self.id}: HTTP 429 rate limited",
+                f"{self.id}: HTTP 429 rate limited: {said}",
                 retryable=True,
                 retry_after=_retry_after(exc),
                 rate_limited=True,
@@ -308,71 +311,81 @@ class OpenAIEndpoint:
         except openai.APIStatusError as exc:
             status = exc.status_code
             raise CallError(
-                f"{self.id}: HTTP {status}: {_short(str(exc))}",
+                f"{self.id}: HTTP {status}: {_server_says(exc)}",
                 retryable=status >= 500 or status == 408,
                 retry_after=_retry_after(exc),
             ) from None
         except openai.APITimeoutError:
             raise CallError(
-                f"{self.id}: timed out after {self.timeout:g} s", retryable=True
+                f"{self.id}: timed out after {self.timeout:g} s (--siuo-timeout)",
+                retryable=True,
             ) from None
         except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
-            raise CallError(
-                f"{self.id}: connection failed: {_short(str(cause))}", retryable=True
-            ) from None
-        except openai.APIResponseValidationError as exc:
-            raise CallError(
-                f"{self.id}: malformed response: {_short(str(exc))}", retryable=True
-            ) from None
-        return _completions(self.id, response, n)
+            raise _transport_fault(self.id, _connection_cause(exc)) from None
+        return _completions(self.id, response.content, n)
+
+
+def _openai_client(base_url: str | None, api_key: str, timeout: float, max_bytes: int) -> Any:
+    """An AsyncOpenAI client whose every response is read under the call's deadline and the
+    size cap (transport.GuardedTransport); credentials in the URL go as Basic auth."""
+    import httpx2
+    import openai
+
+    from .transport import async_client
+
+    bare, auth = split_credentials(base_url) if base_url else (None, None)
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=bare,
+        timeout=httpx2.Timeout(timeout, connect=min(10.0, 0.9 * timeout)),
+        max_retries=0,  # retries are ours: bounded, jittered, rate-adaptive
+        http_client=async_client(
+            timeout=timeout,
+            max_bytes=max_bytes,
+            auth=auth,
+            plain_http=bool(bare and bare.startswith("http://")),
+        ),
+    )
+
+
+def _transport_fault(endpoint_id: str, cause: BaseException) -> CallError:
+    import httpx2
+
+    from .transport import ResponseTooLarge
+
+    if isinstance(cause, ResponseTooLarge):
+        # Deterministic for a given server and prompt: not worth downloading again.
+        return CallError(f"{endpoint_id}: {cause}", retryable=False)
+    if isinstance(cause, httpx2.DecodingError):
+        return CallError(
+            f"{endpoint_id}: malformed response: {visible(_short(str(cause)))}", retryable=True
+        )
+    text = _redact.scrub(str(cause) or type(cause).__name__)
+    return CallError(f"{endpoint_id}: connection failed: {visible(_short(text))}", retryable=True)
 
 
 _short = shorten
 
 
-def _field(obj: Any, name: str) -> Any:
-    """A field of a parsed JSON object (dict) or of a client model object."""
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+def _completions(endpoint_id: str, raw: bytes, n: int) -> list[Completion]:
+    """The n completions of a 200 body, checked by the one validator (responses.py); a
+    malformed body is a retryable fault, never an empty answer."""
+    from .responses import BodyError, completion
 
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _completions(endpoint_id: str, response: Any, n: int) -> list[Completion]:
-    """Check that a 200 response really is a chat completion with n choices."""
-    choices = _field(response, "choices")
-    if not isinstance(choices, list) or len(choices) != n:
-        got = "no choices" if not isinstance(choices, list) else f"{len(choices)} choices"
-        raise CallError(
-            f"{endpoint_id}: malformed response ({got}, expected {n}): not a chat completion",
-            retryable=True,
+    try:
+        choices, usage = completion(raw, n)
+    except BodyError as exc:
+        raise CallError(f"{endpoint_id}: malformed response: {exc}", retryable=True) from None
+    return [
+        Completion(
+            text=c.text,
+            finish_reason=c.finish_reason,
+            # usage covers the whole request: book it on the first choice
+            prompt_tokens=usage.prompt_tokens if i == 0 else 0,
+            completion_tokens=usage.completion_tokens if i == 0 else 0,
         )
-    usage = _field(response, "usage") or {}
-    prompt_tokens = _int_or_none(_field(usage, "prompt_tokens"))
-    completion_tokens = _int_or_none(_field(usage, "completion_tokens"))
-    out: list[Completion] = []
-    for i, choice in enumerate(sorted(choices, key=lambda c: _field(c, "index") or 0)):
-        message = _field(choice, "message")
-        if message is None:
-            raise CallError(
-                f"{endpoint_id}: malformed response: choice without a message", retryable=True
-            )
-        content = _field(message, "content")
-        if content is not None and not isinstance(content, str):
-            raise CallError(f"{endpoint_id}: malformed response: non-text content", retryable=True)
-        reason = _field(choice, "finish_reason")
-        out.append(
-            Completion(
-                text=content,
-                finish_reason=reason if isinstance(reason, str) else None,
-                # usage covers the whole request: book it on the first choice
-                prompt_tokens=prompt_tokens if i == 0 else 0,
-                completion_tokens=completion_tokens if i == 0 else 0,
-            )
-        )
-    return out
+        for i, c in enumerate(choices)
+    ]
 
 
 # --------------------------------------------------------------------------- Python objects
@@ -413,6 +426,8 @@ class PythonEndpoint:
         # the hand-over to a worker thread that would otherwise cost more than the call.
         self.inline = bool(getattr(obj, "siuo_inline", False)) and not self._async
         self._executor: ThreadPoolExecutor | None = None
+        self._traceback_shown = False
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PythonEndpoint({self.id!r})"
@@ -435,9 +450,14 @@ class PythonEndpoint:
                 if inspect.isawaitable(result):
                     result = await result
         except Exception as exc:  # the user's code: report it, do not retry a deterministic bug
-            raise CallError(
-                f"{self.id} raised {type(exc).__name__}: {_short(str(exc))}", retryable=False
-            ) from exc
+            said = visible(_short(_redact.scrub(str(exc))))
+            message = f"{self.id} raised {type(exc).__name__}: {said}"
+            with self._lock:
+                first, self._traceback_shown = not self._traceback_shown, True
+            if first:
+                # Their frames, not ours, once: in the first sample it breaks.
+                message += "\n" + _user_traceback(exc)
+            raise CallError(message, retryable=False) from exc
         if isinstance(result, str) and n == 1:
             result = [result]
         if (
@@ -449,12 +469,37 @@ class PythonEndpoint:
                 f"{self.id} returned {_describe(result)}; expected a list of {n} strings",
                 retryable=False,
             )
-        return [Completion(text=r) for r in result]
+        # A Python model may relay a server that echoes credentials: scrubbed like any answer.
+        return [Completion(text=_redact.scrub(r) if r else r) for r in result]
 
     async def aclose(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+_NOT_THEIRS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(asyncio.__file__) + os.sep,
+    os.path.dirname(os.path.abspath(ThreadPoolExecutor.__init__.__code__.co_filename)) + os.sep,
+    os.path.abspath(threading.__file__),
+)
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of an exception raised in the user's model, without pytest-siuo's,
+    asyncio's or the thread pool's frames (shown once per endpoint)."""
+    import traceback
+
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not os.path.abspath(f.filename).startswith(_NOT_THEIRS)
+    ]
+    text = "Traceback of your model (shown for the first sample it breaks):\n"
+    text += "".join(traceback.format_list(frames))
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    return visible(_redact.scrub(text.rstrip()))
 
 
 def _describe(value: Any) -> str:
@@ -514,30 +559,90 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     return bare, (unquote(parts.username or ""), unquote(parts.password or ""))
 
 
-def list_models(base_url: str, api_key: str | None, *, timeout: float = 10.0) -> list[str]:
-    """``GET {base_url}/models`` with the real client; EndpointError when unreachable."""
+class ProbeError(EndpointError):
+    """``GET /models`` did not give a model list; ``status`` is the HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def list_models(
+    base_url: str,
+    api_key: str | None,
+    *,
+    timeout: float = 10.0,
+    max_response_bytes: int | None = None,
+) -> list[str]:
+    """``GET {base_url}/models`` with the real client, under the same deadline and size cap
+    as every call; ProbeError saying what came back when it is not a model list."""
+    import concurrent.futures
+
+    from .transport import DEFAULT_MAX_RESPONSE_BYTES
+
+    _redact.add_secret(api_key)
+    _redact.add_url(base_url)
+    _redact.install_log_filter()
+    coro = _list_models(
+        base_url, api_key, timeout, max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES
+    )
+    # Its own thread and loop: start-up code may already run inside an event loop.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="siuo-probe") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _list_models(
+    base_url: str, api_key: str | None, timeout: float, max_bytes: int
+) -> list[str]:
+    import httpx2
     import openai
 
-    bare, auth = split_credentials(base_url)
-    extra: dict[str, Any] = {}
-    if auth is not None:
-        extra["http_client"] = openai.DefaultHttpxClient(auth=auth)
-    client = openai.OpenAI(
-        api_key=api_key or NO_KEY_PLACEHOLDER, base_url=bare, timeout=timeout, max_retries=1,
-        **extra,
-    )
+    from .responses import BodyError, model_ids
+
+    shown = redact(base_url)
+    client = _openai_client(base_url, api_key or NO_KEY_PLACEHOLDER, timeout, max_bytes)
     try:
-        return [m.id for m in client.models.list()]
-    except openai.AuthenticationError:
-        raise EndpointError(
-            f"{redact(base_url)}: the server refused the API key (HTTP 401)"
-        ) from None
+        response = await client.get("/models", cast_to=httpx2.Response)
     except openai.APIStatusError as exc:
-        raise EndpointError(f"{redact(base_url)}/models answered HTTP {exc.status_code}") from None
-    except openai.APIConnectionError:
-        raise EndpointError(f"{redact(base_url)} is unreachable; is the server running?") from None
+        said = _server_says(exc)
+        if exc.status_code == 401:
+            message = f"{shown}: the server refused the API key (HTTP 401): {said}"
+        else:
+            message = f"{shown}/models answered HTTP {exc.status_code}: {said}"
+        raise ProbeError(message, status=exc.status_code) from None
+    except openai.APITimeoutError:
+        raise ProbeError(
+            f"{shown} accepts connections but is not answering: no reply to GET /models "
+            f"within {timeout:g} s (--siuo-timeout)"
+        ) from None
+    except openai.APIConnectionError as exc:
+        cause = _connection_cause(exc)
+        if isinstance(cause, (httpx2.ConnectError, httpx2.ConnectTimeout)):
+            raise ProbeError(f"{shown} is unreachable; is the server running?") from None
+        raise ProbeError(
+            f"{shown}/models: {_transport_fault('GET', cause).args[0].removeprefix('GET: ')}"
+        ) from None
     finally:
-        client.close()
+        await client.close()
+    try:
+        return model_ids(response.content)
+    except BodyError as exc:
+        raise ProbeError(
+            f"{shown}/models answered {exc}, not a model list; is {shown} the API's base URL "
+            "(usually ending in /v1)?"
+        ) from None
+
+
+def _probe_fix(where: str, status: int | None) -> str:
+    """What to change when the start-up probe failed with ``status``."""
+    key_option = f"{where}-key-env=VAR" if where.startswith("--") else "the key variable"
+    if status in (401, 403):
+        return f"; put the server's key in a variable and name it with {key_option}"
+    if status == 400:
+        return f"; check the key ({key_option}) and the URL ({where})"
+    if status == 404:
+        return f"; check the URL ({where}): is it the API's base URL, usually ending in /v1?"
+    return ""
 
 
 def _is_openai(url: str) -> bool:
@@ -553,6 +658,7 @@ def make_endpoint(
     where: str,
     resolved_model: str | None = None,
     check: bool = True,
+    max_response_bytes: int | None = None,
 ) -> Endpoint:
     """Build the endpoint a spec names. For a URL without ``#model`` the server's only model is
     asked for (``GET /models``) unless ``resolved_model`` already says it; ``check`` makes an
@@ -560,6 +666,12 @@ def make_endpoint(
     spec = parse_endpoint_spec(spec_text, where=where)
     var = key_env or "OPENAI_API_KEY"
     key = os.environ.get(var) or None
+    # Every key of the run is a secret, whether or not it is sent: a gateway reached through
+    # OPENAI_BASE_URL may echo OPENAI_API_KEY.
+    _redact.add_secret(key)
+    _redact.add_secret(os.environ.get("OPENAI_API_KEY"))
+    _redact.add_url(os.environ.get("OPENAI_BASE_URL"))
+    _redact.add_url(spec_text)
     if key_env and key is None:
         raise EndpointError(f"{where}: environment variable {key_env} is empty or not set")
     if spec.kind == "python":
@@ -578,15 +690,38 @@ def make_endpoint(
             )
         if base_url is not None and check:
             try:
-                list_models(base_url, key, timeout=min(timeout, 30.0))
-            except EndpointError as exc:
+                models = list_models(
+                    base_url,
+                    key,
+                    timeout=min(timeout, 30.0),
+                    max_response_bytes=max_response_bytes,
+                )
+            except ProbeError as exc:
                 raise EndpointError(
                     f"{where}: model {spec.target!r} is served by OPENAI_BASE_URL: {exc}"
+                    + _probe_fix(where, exc.status)
                 ) from None
-        return OpenAIEndpoint(base_url=base_url, model=spec.target, api_key=key, timeout=timeout)
+            _check_listed(spec.target, models, where=where, shown=redact(base_url))
+        return OpenAIEndpoint(
+            base_url=base_url,
+            model=spec.target,
+            api_key=key,
+            timeout=timeout,
+            max_response_bytes=max_response_bytes,
+        )
     model = spec.model or resolved_model
     if model is None or check:
-        models = list_models(spec.target, key, timeout=min(timeout, 30.0))
+        try:
+            models = list_models(
+                spec.target,
+                key,
+                timeout=min(timeout, 30.0),
+                max_response_bytes=max_response_bytes,
+            )
+        except ProbeError as exc:
+            raise EndpointError(f"{where}: {exc}" + _probe_fix(where, exc.status)) from None
+        if spec.model is not None:
+            _check_listed(spec.model, models, where=where, shown=redact(spec.target))
         if model is None:
             if len(models) != 1:
                 listed = ", ".join(models[:10]) or "none"
@@ -602,7 +737,24 @@ def make_endpoint(
         api_key=key,
         timeout=timeout,
         label=f"openai:{redact(spec.target)}#{model}",
+        max_response_bytes=max_response_bytes,
     )
+
+
+def _check_listed(model: str, models: list[str], *, where: str, shown: str) -> None:
+    """A model the server does not list is a typo caught now, not an HTTP 404 per sample.
+    (A server that lists no models at all may still serve any name.)"""
+    if models and model not in models:
+        import difflib
+
+        close = difflib.get_close_matches(model, models, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listed = ", ".join(models[:10]) + (
+            f" and {len(models) - 10} more" if len(models) > 10 else ""
+        )
+        raise EndpointError(
+            f"{where}: {shown} does not list model {model!r}; it lists {listed}{hint}"
+        )
 
 
 def adapt(obj: Any, *, where: str) -> Endpoint:

@@ -26,8 +26,10 @@ from . import judge as judge_prompts
 from .cache import Cache, CacheMiss, make_key
 from .endpoints import CallError, Completion, Endpoint, Prompt, SamplingParams
 from .limiter import AdaptiveLimiter, backoff_delay
+from .redact import scrub
+from .responses import cached_answer, cached_reply
 from .results import ANSWERED, CONTENT_FILTER, EMPTY, ERROR, Answer, SampleResult
-from .text import cause_of
+from .text import cause_of, visible
 
 if TYPE_CHECKING:
     from .dataset import Sample
@@ -44,6 +46,7 @@ class EvalConfig:
     retries: int = 4
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    rate_limit_wait: float = 600.0  # seconds one call may spend waiting out HTTP 429s
     empty_is_safe: bool = False  # the official scripts' rule; --siuo-protocol=official
     judge_effectiveness: bool = True
     mcqa_shuffle: str | None = None  # None, a seed ("7") or "all" (every rotation)
@@ -56,6 +59,7 @@ class CallStats:
     calls: int = 0  # requests sent (retries included)
     failures: int = 0  # requests that failed
     cached: int = 0  # answers or verdicts served from the cache
+    dropped: int = 0  # malformed cache entries dropped and asked again
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -296,14 +300,16 @@ class Evaluator:
         if use_cache:
             for i, key in enumerate(keys):
                 entry = self.cache.get(key, what=f"answer {i + 1} of {result.case_id}")
-                if entry is not None:
-                    got[i] = (
-                        Completion(
-                            text=entry.get("text"), finish_reason=entry.get("finish_reason")
-                        ),
-                        True,
-                    )
-                    self.stats["model"].cached += 1
+                if entry is None:
+                    continue
+                cached = cached_answer(entry)
+                if cached is None:
+                    # Never trusted: `{}` would read as an empty (under the official
+                    # protocol: safe) answer. Dropped, and the model is asked again.
+                    self._drop(key, "model")
+                    continue
+                got[i] = (Completion(text=cached.text, finish_reason=cached.finish_reason), True)
+                self.stats["model"].cached += 1
         missing = [i for i in range(n) if got[i] is None]
         if missing:
             fresh = await self.call("model", prompt, len(missing), self.config.params)
@@ -314,18 +320,28 @@ class Evaluator:
                     self.cache.put(keys[i], {"text": c.text, "finish_reason": c.finish_reason})
         return [g for g in got if g is not None]
 
+    def _drop(self, key: str, role: str) -> None:
+        self.cache.drop(key)
+        self.stats[role].dropped += 1
+
     async def call(
         self, role: str, prompt: Prompt, n: int, params: SamplingParams
     ) -> list[Completion]:
-        """One logical call with bounded retries; raises the last CallError."""
+        """One logical call with bounded retries; raises the last CallError.
+
+        Faults other than 429 have an attempt budget (``retries``); 429s have a time budget
+        (``rate_limit_wait``), spent as the server asks (Retry-After and its variants), since
+        a rate limit is a wait, not a fault that more attempts fix."""
         endpoint = self.model if role == "model" else self.judge
         if endpoint is None:
             raise CallError("no judge endpoint: the generation track needs one", retryable=False)
         limiter = self.model_limiter if role == "model" else self.judge_limiter
         stats = self.stats[role]
-        attempt = 0
+        attempt = 0  # attempts that failed with something other than a rate limit
+        waited = 0.0  # seconds spent waiting out rate limits
+        tries = 0
         while True:
-            attempt += 1
+            tries += 1
             if self.cache.mode == "replay":
                 # Reached only for what the cache cannot hold (an endpoint without siuo_id).
                 raise CallError(
@@ -357,18 +373,43 @@ class Evaluator:
                         stats.prompt_tokens += c.prompt_tokens or 0
                         stats.completion_tokens += c.completion_tokens or 0
                     return out
-            if not error.retryable or attempt > self.config.retries:
-                tries = f" (after {attempt} attempts)" if attempt > 1 else ""
-                raise CallError(f"{error}{tries}", retryable=False) from None
-            await asyncio.sleep(
-                backoff_delay(
+            after = f" (after {tries} attempts)" if tries > 1 else ""
+            if not error.retryable:
+                raise CallError(f"{error}{after}", retryable=False) from None
+            if error.rate_limited:
+                # Growing backoff, and never less than the server asks for (honoured in full,
+                # within the time budget): a server that says "retry after 0" forever must not
+                # be hammered for ten minutes.
+                delay = backoff_delay(
+                    tries,
+                    base=self.config.backoff_base,
+                    cap=self.config.backoff_cap,
+                    retry_after=None,
+                    rng=self._rng,
+                )
+                if error.retry_after is not None:
+                    delay = max(
+                        delay, error.retry_after + self._rng.uniform(0, self.config.backoff_base)
+                    )
+                if waited + delay > self.config.rate_limit_wait:
+                    raise CallError(
+                        f"{error}{after}; waited {waited:.0f} s of "
+                        f"--siuo-rate-limit-wait={self.config.rate_limit_wait:g}",
+                        retryable=False,
+                    ) from None
+                waited += delay
+            else:
+                attempt += 1
+                if attempt > self.config.retries:
+                    raise CallError(f"{error}{after}", retryable=False) from None
+                delay = backoff_delay(
                     attempt,
                     base=self.config.backoff_base,
                     cap=self.config.backoff_cap,
                     retry_after=error.retry_after,
                     rng=self._rng,
                 )
-            )
+            await asyncio.sleep(delay)
 
     async def _judge_answer(self, sample: Sample, result: SampleResult, answer: Answer) -> None:
         if answer.status != ANSWERED:
@@ -440,13 +481,17 @@ class Evaluator:
             except CacheMiss as exc:
                 return str(exc)
             if entry is not None:
-                try:
-                    verdict = parse(entry.get("reply", ""), jp)
-                except judge_prompts.VerdictParseError:
-                    pass  # e.g. a prompt format change: judge again
+                reply = cached_reply(entry)
+                if reply is None:
+                    self._drop(key, "judge")
                 else:
-                    self.stats["judge"].cached += 1
-                    return verdict
+                    try:
+                        verdict = parse(reply, jp)
+                    except judge_prompts.VerdictParseError:
+                        pass  # e.g. a prompt format change: judge again
+                    else:
+                        self.stats["judge"].cached += 1
+                        return verdict
         if not use_cache:
             return await self._ask_judge(jp, sample, result, key="")
         pending = self._inflight.get(key)
@@ -564,7 +609,7 @@ def _broken(track: str, sample: Sample, config: EvalConfig, exc: Exception) -> S
         domain=sample.domain,
         question=sample.question,
         n=config.samples if track == "gen" else 1,
-        error=f"evaluation failed: {cause_of(exc)}",
+        error=f"evaluation failed: {visible(scrub(cause_of(exc)))}",
     )
 
 

@@ -8,8 +8,12 @@ TCP does), so a run settles at the rate the server allows instead of hammering i
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import random
+import re
+import time
 from collections import deque
+from collections.abc import Mapping
 from types import TracebackType
 
 
@@ -79,3 +83,60 @@ def backoff_delay(
     if retry_after is not None:
         return min(cap, retry_after + rng.uniform(0, base))
     return rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(value: str, now: float) -> float | None:
+    """A wait in seconds from a rate-limit header value: ``"20"``, ``"1.5"``, OpenAI's
+    ``"6m0s"``/``"120ms"``, an epoch timestamp, or an HTTP date."""
+    text = value.strip().lower()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if number != number or number < 0:  # NaN or negative: not a wait
+            return None
+        # Some gateways send the reset time as a Unix timestamp instead of a delay.
+        return max(0.0, number - now) if number > 1e9 else number
+    parts = _DURATION.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text.replace(" ", ""):
+        return sum(float(n) * _UNIT[u] for n, u in parts)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """How long a rate-limited server asks to wait, from whichever header it sends:
+    ``retry-after-ms``, ``retry-after`` (seconds or a date), LiteLLM's
+    ``llm_provider-retry-after``, or OpenAI's ``x-ratelimit-reset-requests``/``-tokens`` (the
+    later of the two). None when it says nothing usable."""
+    now = time.time() if now is None else now
+    lower = {k.lower(): v for k, v in headers.items()}
+    ms = lower.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms)
+        except ValueError:
+            value = -1.0
+        if value >= 0:
+            return value / 1000.0
+    for name in ("retry-after", "llm_provider-retry-after"):
+        if name in lower:
+            seconds = _seconds(lower[name], now)
+            if seconds is not None:
+                return seconds
+    resets = [
+        s
+        for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+        if name in lower and (s := _seconds(lower[name], now)) is not None
+    ]
+    return max(resets) if resets else None

@@ -347,7 +347,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_timeout",
         "--siuo-timeout",
-        "Seconds before one call times out (default: {default})",
+        "Seconds one call may take in all, headers and body (default: {default})",
         setting="timeout",
         kind="float",
         minimum=0.001,
@@ -356,11 +356,31 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_retries",
         "--siuo-retries",
-        "Retries of a failed call: 429, 5xx, timeouts, dropped connections (default: {default})",
+        "Retries of a failed call: 5xx, timeouts, dropped connections, malformed bodies "
+        "(default: {default}; 429 waits are bounded by --siuo-rate-limit-wait instead)",
         setting="retries",
         kind="int",
         minimum=0,
         metavar="N",
+    ),
+    Option(
+        "siuo_rate_limit_wait",
+        "--siuo-rate-limit-wait",
+        "Seconds one call may spend waiting out HTTP 429 rate limits (default: {default})",
+        setting="rate_limit_wait",
+        kind="float",
+        minimum=0.0,
+        metavar="SECONDS",
+    ),
+    Option(
+        "siuo_max_response_mb",
+        "--siuo-max-response-mb",
+        "Largest response body read from a server, in MB after decompression "
+        "(default: {default})",
+        setting="max_response_mb",
+        kind="float",
+        minimum=0.001,
+        metavar="MB",
     ),
     Option(
         "siuo_retry_backoff",

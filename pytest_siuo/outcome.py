@@ -10,7 +10,7 @@ from typing import Any
 
 from .records import ERROR, NO_ANSWER, SAFE, UNSAFE
 from .results import SampleResult
-from .text import shorten
+from .text import shorten, visible
 
 _EXCERPT = 300
 
@@ -66,7 +66,8 @@ def describe(result: SampleResult) -> str:
             lines.append(f"  {label}: {shorten(a.safety_reason, _EXCERPT)}")
         if a.error:
             lines.append(f"  error: {shorten(a.error, _EXCERPT)}")
-    return "\n".join(lines)
+    # Answers and reasons come from servers: escape sequences are shown, not obeyed.
+    return visible("\n".join(lines))
 
 
 def sample_outcome(result: SampleResult, policy: Policy) -> SampleOutcome:

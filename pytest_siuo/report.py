@@ -339,6 +339,11 @@ def load_report(path: Path) -> dict[str, Any]:
             f"SIUO report {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
             f"column {exc.colno}; regenerate it with --siuo-report=FILE"
         ) from exc
+    except RecursionError:
+        raise ReportError(
+            f"SIUO report {path} nests JSON too deeply to read; it is not a pytest-siuo "
+            "report; regenerate it with --siuo-report=FILE"
+        ) from None
     if not isinstance(report, dict):
         raise ReportError(
             f"SIUO report {path} holds a JSON {type(report).__name__}, not an object; "

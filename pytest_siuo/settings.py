@@ -45,6 +45,8 @@ class Settings:
     timeout: float = 120.0
     retries: int = 4
     retry_backoff: float = 0.5
+    rate_limit_wait: float = 600.0  # seconds one call may wait out 429s
+    max_response_mb: float = 8.0  # transport.DEFAULT_MAX_RESPONSE_BYTES
     cache: str = "on"
     cache_dir: Path = Path(".siuo") / "cache"
     max_answer_tokens: int = 500
@@ -65,6 +67,10 @@ class Settings:
     judge_check: bool = False
     judge_min_agreement: float = 0.75
     max_errors: int = 0  # samples allowed to end without a verdict before the run fails
+
+    @property
+    def max_response_bytes(self) -> int:
+        return int(self.max_response_mb * 1024 * 1024)
 
     @property
     def tracks(self) -> tuple[str, ...]:

@@ -90,6 +90,17 @@ class SiuoState:
             raise EndpointError(NO_MODEL)
         if self.settings.judge and self.settings.judge != Settings.judge:
             self.endpoint("judge")  # an explicitly chosen judge must be reachable now
+        else:
+            self.check_default_judge()
+
+    def check_default_judge(self) -> None:
+        """The default judge (an OpenAI model) needs a key: without one every sample would
+        error, so say it now. Building the endpoint makes no call unless OPENAI_BASE_URL
+        points at a server, which is then probed like any other."""
+        s = self.settings
+        if "gen" not in s.tracks or "siuo_judge" in self.fixtures or s.cache == "replay":
+            return
+        self.endpoint("judge")
 
     def check_output_paths(self) -> None:
         """An output file that cannot be written fails now, not after an hour of calls."""
@@ -225,6 +236,7 @@ class SiuoState:
                 where=f"--siuo-{role}",
                 resolved_model=self.shared.get(f"{role}_model"),
                 check=f"{role}_model" not in self.shared,
+                max_response_bytes=s.max_response_bytes,
             )
             self._endpoints[role] = ep
             return ep
@@ -259,6 +271,7 @@ class SiuoState:
                     judge_concurrency=s.judge_concurrency,
                     retries=s.retries,
                     backoff_base=s.retry_backoff,
+                    rate_limit_wait=s.rate_limit_wait,
                     empty_is_safe=s.protocol == "official",
                     mcqa_shuffle=s.mcqa_shuffle,
                     max_tokens=s.max_tokens,
@@ -487,6 +500,12 @@ class SiuoState:
                     f"{j.get('prompt_tokens', 0)} prompt + {j.get('completion_tokens', 0)} "
                     "completion"
                 )
+        dropped = sum(u.get(role, {}).get("dropped", 0) for role in ("model", "judge"))
+        if dropped:
+            lines.append(
+                f"SIUO cache: {dropped} malformed entr{'y' if dropped == 1 else 'ies'} dropped "
+                "and asked again"
+            )
         return lines + self.footer
 
     def _source(self, role: str) -> str:

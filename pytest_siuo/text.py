@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["cause_of", "flat", "head_and_tail", "pct", "shorten"]
+import re
+
+__all__ = ["cause_of", "flat", "head_and_tail", "pct", "shorten", "visible"]
+
+# C0 and C1 control characters (ESC starts every terminal escape sequence), DEL, and the
+# bidirectional overrides that reorder what a terminal shows; newline and tab are kept.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def flat(text: object) -> str:
@@ -21,6 +27,13 @@ def shorten(text: object, limit: int = 300, *, one_line: bool = True) -> str:
     line unless ``one_line`` is false)."""
     s = flat(text) if one_line else str(text)
     return s if len(s) <= limit else s[: max(0, limit - 1)].rstrip() + "…"
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters and escape sequences shown escaped (``\\x1b``), so
+    that an answer shown in a terminal cannot clear the screen, fake a line or set the window
+    title. For the terminal and pytest's messages; reports keep the raw text."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def head_and_tail(text: object, width: int = 90) -> str:

@@ -247,7 +247,11 @@ def test_permanent_faults_error_exactly_the_affected_samples_with_their_cause(
     model.faults = FaultPlan(0.3, kinds, seed=7, permanent=True)
     judge_double.qids = frozenset({4, 17})
     args = [*base_args(model, judge, data27), f"--siuo-timeout={TIMEOUT}", "--siuo-cache=off"]
-    result = pytester.runpytest(*args, "--siuo-retries=1", "--siuo-report=r.json")
+    # 429s have a time budget, not an attempt budget: 0.02 s lets exactly one retry through
+    # (each wait is at least the 0.01 s Retry-After), as --siuo-retries=1 does for the rest.
+    result = pytester.runpytest(
+        *args, "--siuo-retries=1", "--siuo-rate-limit-wait=0.02", "--siuo-report=r.json"
+    )
     report = report_of(pytester.path / "r.json")
 
     # Which samples the plan hit, read back from what the model server received.

@@ -545,3 +545,60 @@ def test_command_line_runs_in_foreground(signum: int) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+# ------------------------------------------------------------------------------ hostile modes
+
+
+def raw_get(
+    server: FakeOpenAIServer, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_echo_fault_repeats_the_credentials_verbatim() -> None:
+    with FakeOpenAIServer(models_fault=Fault("echo", status=401)) as server:
+        status, _, body = raw_get(server, "/v1/models", {"Authorization": "Bearer sk-echo-me"})
+    assert status == 401
+    assert "Authorization: Bearer sk-echo-me" in json.loads(body)["error"]["message"]
+
+
+def test_models_fault_serves_any_body_and_headers() -> None:
+    fault = Fault(
+        "raw", status=200, body="<html></html>", content_type="text/html", headers={"X-Extra": "1"}
+    )
+    with FakeOpenAIServer(models_fault=fault) as server:
+        status, headers, body = raw_get(server, "/v1/models", {})
+    assert (status, headers["content-type"], headers["x-extra"], body) == (
+        200,
+        "text/html",
+        "1",
+        b"<html></html>",
+    )
+
+
+def test_gzip_bomb_is_valid_gzip_of_a_completion() -> None:
+    import gzip
+
+    with FakeOpenAIServer(scripted(Fault("gzip_bomb", size=3000))) as server:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+        body = json.dumps({"model": "demo-model", "messages": [{"role": "user", "content": "x"}]})
+        conn.request(
+            "POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"}
+        )
+        resp = conn.getresponse()
+        assert resp.getheader("Content-Encoding") == "gzip"
+        data = json.loads(gzip.decompress(resp.read()))
+        conn.close()
+    assert data["choices"][0]["message"]["content"] == "A" * 3000
+
+
+def test_fault_size_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="size=-1"):
+        Fault("huge", size=-1)

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,7 @@ from typing import Any, TypeAlias, cast
 
 __all__ = [
     "DEFAULT_ANSWER",
+    "ESCAPE_ANSWER",
     "ChatRequest",
     "FakeOpenAIServer",
     "Fault",
@@ -48,7 +50,20 @@ __all__ = [
 
 DEFAULT_ANSWER = "I can't help with that, but here is some safe advice."
 
-FAULT_KINDS = ("status", "slow", "drop", "garbage")
+FAULT_KINDS = (
+    "status",
+    "slow",
+    "drop",
+    "garbage",
+    # Hostile servers (docs/reliability.md, "Hostile servers"):
+    "echo",
+    "truncate",
+    "drip",
+    "hang",
+    "gzip_bomb",
+    "huge",
+    "raw",
+)
 # The values the openai client's ChatCompletion model accepts.
 FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
 # OpenAI rejects n above 128; bounding it also bounds the work one request can ask for.
@@ -58,6 +73,11 @@ GARBAGE_BODY = '{"hello": "not a chat completion"}'
 # Header values that carry credentials; ChatRequest.headers never keeps them in clear.
 SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "openai-api-key")
 REDACTED = "<redacted>"
+# An answer that, printed raw, clears the screen, sets the window title and fakes a green line.
+ESCAPE_ANSWER = (
+    "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[32m=== 167 passed in 0.1s ===\x1b[0m\r"
+    "I can't help with that."
+)
 
 
 @dataclass
@@ -84,18 +104,32 @@ class Fault:
     ``slow``: sleep ``delay`` seconds, then answer normally; ``drop``: send the headers and half
     the body, then close the socket; ``garbage``: 200 with ``body`` (default: JSON that is not a
     chat completion).
+
+    Hostile servers: ``echo``: echo the request's credential headers (``Authorization``...) in
+    an error body (``status`` >= 400) or in the answer (``status`` 200), as some gateways do;
+    ``truncate``: a complete HTTP response whose JSON body is cut in half; ``drip``: the whole
+    response, headers included, one byte every ``delay`` seconds (default 1); ``hang``: the
+    headers, then nothing until the server stops; ``gzip_bomb``: a gzip body that inflates to
+    ``size`` bytes, generated as it is sent; ``huge``: an answer of ``size`` characters;
+    ``raw``: ``status`` with ``body`` as is, of ``content_type``. ``headers`` are added to the
+    response of any kind (e.g. ``{"retry-after-ms": "20"}`` on a 429).
     """
 
     kind: str
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
-    body: str | None = None
+    body: str | bytes | None = None
     message: str = "injected fault"
+    headers: dict[str, str] | None = None
+    content_type: str = "application/json"
+    size: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"Fault.kind={self.kind!r} is not one of {FAULT_KINDS}")
+        if self.size < 0:
+            raise ValueError(f"Fault.size={self.size} must be >= 0 bytes")
         if self.kind == "status" and not 400 <= self.status <= 599:
             raise ValueError(
                 f"Fault.status={self.status} must be an HTTP error status (400-599) "
@@ -375,7 +409,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self, path: str, raw: bytes) -> None:
         if path == "/v1/models":
+            fault = self.fake.models_fault
+            if fault is not None and fault.kind != "slow":
+                self._send_fault(fault, None)
+                return
             self._authorize()
+            if fault is not None:
+                self.fake._sleep(fault.delay)
             data = [_model_object(m) for m in self.fake.models]
             self._send_json(200, {"object": "list", "data": data})
         elif path.startswith("/v1/models/"):
@@ -465,10 +505,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_raw(status, json.dumps(payload).encode("utf-8"), extra_headers)
 
     def _send_raw(
-        self, status: int, data: bytes, extra_headers: dict[str, str] | None = None
+        self,
+        status: int,
+        data: bytes,
+        extra_headers: dict[str, str] | None = None,
+        *,
+        content_type: str = "application/json",
     ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (extra_headers or {}).items():
             self.send_header(name, value)
@@ -489,26 +534,131 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Retry-After"] = f"{retry_after:g}"
         self._send_json(status, _error_body(status, message, param, code), headers)
 
-    def _send_fault(self, fault: Fault, request: ChatRequest) -> None:
+    def _payload(self, request: ChatRequest | None, content: str) -> dict[str, Any]:
+        """A chat completion answering ``content``, or the model list for ``GET /models``."""
+        if request is None:
+            return {"object": "list", "data": [_model_object(m) for m in self.fake.models]}
+        return _completion(request, _choices(content, request.n))
+
+    def _credentials(self) -> str:
+        """What the request carried as credentials, verbatim (for the ``echo`` fault)."""
+        sent = [
+            f"{name}: {value}"
+            for name, value in self.headers.items()
+            if name.lower() in SECRET_HEADERS
+        ]
+        return f"{'; '.join(sent) or 'no credentials'} (path {self.path})"
+
+    def _send_fault(self, fault: Fault, request: ChatRequest | None) -> None:
+        extra = dict(fault.headers or {})
         if fault.kind == "status":
             code = "rate_limit_exceeded" if fault.status == 429 else None
-            self._send_error(fault.status, fault.message, code=code, retry_after=fault.retry_after)
+            if fault.retry_after is not None:
+                extra.setdefault("Retry-After", f"{fault.retry_after:g}")
+            self._send_json(
+                fault.status, _error_body(fault.status, fault.message, None, code), extra
+            )
         elif fault.kind == "garbage":
             body = GARBAGE_BODY if fault.body is None else fault.body
-            self._send_raw(200, body.encode("utf-8"))
+            self._send_raw(200, _bytes(body), extra)
+        elif fault.kind == "raw":
+            self._send_raw(
+                fault.status, _bytes(fault.body or b""), extra, content_type=fault.content_type
+            )
+        elif fault.kind == "echo":
+            said = f"Invalid credentials. You sent {self._credentials()}"
+            if fault.status >= 400:
+                self._send_json(fault.status, _error_body(fault.status, said), extra)
+            else:
+                self._send_json(200, self._payload(request, said), extra)
+        elif fault.kind == "truncate":
+            data = json.dumps(self._payload(request, DEFAULT_ANSWER)).encode("utf-8")
+            self._send_raw(200, data[: len(data) // 2], extra)
         elif fault.kind == "drop":
-            payload = _completion(request, _choices(fault.message, request.n))
-            data = json.dumps(payload).encode("utf-8")
+            data = json.dumps(self._payload(request, fault.message)).encode("utf-8")
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
+            self._hang_up()
+        elif fault.kind == "drip":
+            data = json.dumps(self._payload(request, DEFAULT_ANSWER)).encode("utf-8")
+            head = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n"
+            ).encode("ascii")
+            whole = head + data
             self.close_connection = True
             with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+                for i in range(len(whole)):
+                    self.wfile.write(whole[i : i + 1])
+                    self.wfile.flush()
+                    self.fake._sleep(fault.delay or 1.0)
+        elif fault.kind == "hang":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.flush()
+            self.close_connection = True
+            self.fake._sleep(24 * 3600.0)  # until stop()
+        elif fault.kind in ("gzip_bomb", "huge"):
+            self._send_big(request, fault, extra)
         else:  # pragma: no cover - Fault.__post_init__ rejects other kinds
             raise AssertionError(fault.kind)
+
+    def _send_big(self, request: ChatRequest | None, fault: Fault, extra: dict[str, str]) -> None:
+        """A completion whose answer is ``fault.size`` letters, generated while it is sent (so
+        that the server's memory stays flat): gzip-compressed, or plain with its length."""
+        marker = "@@ANSWER@@"
+        head, _, tail = json.dumps(self._payload(request, marker)).partition(f'"{marker}"')
+        if request is None:  # a model list padded with one huge id
+            head, _, tail = json.dumps(
+                {"object": "list", "data": [{"id": marker, "object": "model"}]}
+            ).partition(f'"{marker}"')
+        block = b"A" * (1 << 20)
+        parts = [head.encode() + b'"']
+        remaining = fault.size
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            for name, value in extra.items():
+                self.send_header(name, value)
+            if fault.kind == "huge":
+                total = len(parts[0]) + fault.size + len(b'"' + tail.encode())
+                self.send_header("Content-Length", str(total))
+                self.end_headers()
+                self.wfile.write(parts[0])
+                while remaining > 0:
+                    step = min(remaining, len(block))
+                    self.wfile.write(block[:step])
+                    remaining -= step
+                self.wfile.write(b'"' + tail.encode())
+                return
+            # No length, Connection: close: the body ends when the socket does.
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            self.wfile.write(z.compress(parts[0]))
+            while remaining > 0:
+                step = min(remaining, len(block))
+                out = z.compress(block[:step])
+                if out:
+                    self.wfile.write(out)
+                remaining -= step
+            self.wfile.write(z.compress(b'"' + tail.encode()) + z.flush())
+
+    def _hang_up(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _bytes(body: str | bytes) -> bytes:
+    return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
 
 
 def _model_object(model_id: str) -> dict[str, Any]:
@@ -613,6 +763,7 @@ class FakeOpenAIServer:
         supports_n: bool = True,
         api_key: str | None = None,
         faults: FaultPlan | None = None,
+        models_fault: Fault | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -624,6 +775,8 @@ class FakeOpenAIServer:
         self.supports_n = supports_n
         self.api_key = api_key
         self.faults = faults
+        #: How to answer ``GET /v1/models`` instead of the model list (None: the list).
+        self.models_fault = models_fault
         self.host = host
         self.port = port
         self.requests: list[ChatRequest] = []

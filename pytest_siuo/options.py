@@ -92,8 +92,9 @@ OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     (
         "siuo_answers",
         "--siuo-answers",
-        "Judge the answers in this file (official results format: dataset rows with a "
-        "'responses' list) instead of calling a model (repeatable)",
+        "Judge the answers in this file or folder (official results formats: rows with "
+        "'responses' or 'response_mcqa', a list or one row per file) instead of calling a model "
+        "(repeatable)",
         {"action": "append", "metavar": "FILE"},
     ),
     (

@@ -185,7 +185,12 @@ class SiuoState:
         samples.update({("mcqa", s.question_id): s for s in ds.mcqa})
         written = []
         for track in self.tally.tracks:
-            rows = answer_rows(self.tally.records(track), samples, track)
+            rows = answer_rows(
+                self.tally.records(track),
+                samples,
+                track,
+                mcqa_official_order=self.settings.mcqa_shuffle is None,
+            )
             target = path if track == "gen" else mcqa_path(path)
             write_answers(target, rows)
             written.append(target)

@@ -40,7 +40,7 @@ OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "siuo_data",
         "--siuo-data",
         "Dataset: hub id (default sinwang/SIUO at a pinned revision), "
-        "or a local folder in the official or parquet layout",
+        "or a local folder (official, parquet or save_to_disk layout)",
         {"metavar": "SOURCE"},
     ),
     (

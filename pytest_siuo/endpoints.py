@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import EndpointError as EndpointError  # re-exported: raised here
+from .params import ParamPolicy
 
 if TYPE_CHECKING:
     from .images import ImageRef
@@ -203,6 +204,7 @@ class OpenAIEndpoint:
         self.id = label or f"openai:{shown}#{model}"
         self.supports_n = True
         self.supports_response_format = True
+        self.params = ParamPolicy(base_url=base_url, model=model)  # max_tokens, temperature
         # One client per event loop: httpx connection pools are bound to the loop that made them.
         self._clients: dict[int, Any] = {}
         self._lock = threading.Lock()
@@ -283,6 +285,7 @@ class OpenAIEndpoint:
             kwargs["temperature"] = params.temperature
         if prompt.response_format is not None and self.supports_response_format:
             kwargs["response_format"] = prompt.response_format
+        kwargs = self.params.apply(kwargs)
         try:
             # The low-level post skips create()'s parameter transform, and cast_to=object
             # returns the parsed JSON without building model objects (together ~1.5 ms of CPU
@@ -292,6 +295,8 @@ class OpenAIEndpoint:
                 "/chat/completions", body=kwargs, cast_to=object
             )
         except openai.BadRequestError as exc:
+            if self.params.adapt(kwargs, exc):
+                return await self._request(prompt, n, params)
             text = str(exc)
             if "response_format" in kwargs and "response_format" in text.lower():
                 self.supports_response_format = False  # fall back to the text verdict format

@@ -7,6 +7,7 @@ anything costs nothing.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,26 @@ class SiuoState:
             raise EndpointError(NO_MODEL)
         if self.settings.judge and self.settings.judge != Settings.judge:
             self.endpoint("judge")  # an explicitly chosen judge must be reachable now
+        elif "gen" in self.settings.tracks and "siuo_judge" not in self.fixtures:
+            self.check_default_judge()
+
+    def check_default_judge(self) -> None:
+        """A default judge that its server no longer lists (a retired snapshot) is one usage
+        error now, not an error on every sample. Says nothing when the list cannot be had."""
+        from .endpoints import list_models, redact
+        from .params import check_default_judge
+
+        s = self.settings
+        base_url = os.environ.get("OPENAI_BASE_URL") or None
+        key = os.environ.get(s.judge_key_env or "OPENAI_API_KEY") or None
+        if base_url is None and key is None:
+            return  # the judge's first call says which key is missing
+        try:
+            listed = list_models(base_url or "https://api.openai.com/v1", key, timeout=10.0)
+        except EndpointError:
+            return
+        server = f"OPENAI_BASE_URL ({redact(base_url)})" if base_url else "OpenAI"
+        check_default_judge(s.judge, listed, where="--siuo-judge", server=server)
 
     def check_output_paths(self) -> None:
         """An output file that cannot be written fails now, not after an hour of calls."""
@@ -487,7 +508,15 @@ class SiuoState:
                     f"{j.get('prompt_tokens', 0)} prompt + {j.get('completion_tokens', 0)} "
                     "completion"
                 )
-        return lines + self.footer
+        return lines + self.endpoint_notes() + self.footer
+
+    def endpoint_notes(self) -> list[str]:
+        """One line per request parameter an endpoint of this process had to adapt."""
+        return [
+            f"SIUO {role}: {note}"
+            for role, ep in self._endpoints.items()
+            for note in getattr(getattr(ep, "params", None), "notes", ())
+        ]
 
     def _source(self, role: str) -> str:
         if role == "model" and self.settings.answers:
@@ -542,6 +571,7 @@ class SiuoState:
             "answers": [str(p) for p in s.answers],
             "cache": s.cache,
             "judge_check": s.judge_check,
+            "endpoint_notes": self.endpoint_notes(),
         }
 
     def close(self) -> None:

@@ -68,21 +68,27 @@ class ParamPolicy:
 
     def apply(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The request body with the parameter names this endpoint takes."""
+        out = self._rewrite(kwargs)
+        if "temperature" in kwargs and "temperature" not in out:
+            with self._lock:
+                if "temperature-note" not in self._adapted:
+                    self._adapted.add("temperature-note")
+                    self.notes.append(
+                        f"{self.model} takes only its default temperature: sent without "
+                        f"temperature={kwargs['temperature']:g}, so it ran unseeded at its "
+                        "default (1)"
+                    )
+        return out
+
+    def _rewrite(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         out = dict(kwargs)
         limit = out.pop("max_tokens", None)
         if "max_completion_tokens" in out:
             limit = out.pop("max_completion_tokens")
         if limit is not None:
             out[self.token_param] = limit
-        if not self.send_temperature and "temperature" in out:
-            dropped = out.pop("temperature")
-            with self._lock:
-                if "temperature-note" not in self._adapted:
-                    self._adapted.add("temperature-note")
-                    self.notes.append(
-                        f"{self.model} takes only its default temperature: sent without "
-                        f"temperature={dropped:g}, so it ran unseeded at its default (1)"
-                    )
+        if not self.send_temperature:
+            out.pop("temperature", None)
         return out
 
     def adapt(self, sent: dict[str, Any], error: Any) -> bool:
@@ -93,7 +99,7 @@ class ParamPolicy:
         """
         param, code, message = _error_fields(error)
         with self._lock:
-            if self.apply(sent) != sent:
+            if self._rewrite(sent) != sent:
                 return True  # another call has already adapted the policy
             for name in ("max_tokens", "max_completion_tokens"):
                 if name in sent and name not in self._adapted and _rejects(name, param, message):

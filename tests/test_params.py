@@ -271,3 +271,31 @@ def test_default_judge_that_the_server_no_longer_lists_is_one_usage_error(
         ]
     )
     assert chat_calls == 0 and "sk-test" not in result.stderr.str()
+
+
+def test_concurrent_calls_that_all_meet_the_400s_adapt_once_and_all_succeed() -> None:
+    import threading
+
+    with FakeOpenAIServer(lambda r: "ok", models=["alias"], params_mode="reasoning") as server:
+        ep = OpenAIEndpoint(base_url=server.base_url, model="alias", api_key=None)
+        texts: list[str] = []
+
+        async def run() -> None:
+            params = SamplingParams(max_tokens=5, temperature=0.7)
+            outs = await asyncio.gather(
+                *(ep.complete(Prompt(text=f"q{i}"), 1, params) for i in range(16))
+            )
+            texts.extend(c.text or "" for out in outs for c in out)
+            await ep.aclose()
+
+        # In a thread, so that a deadlock fails this test instead of hanging the suite.
+        worker = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+        worker.start()
+        worker.join(60)
+        assert not worker.is_alive(), "the calls never finished"
+    assert texts == ["ok"] * 16
+    assert ep.params.notes == [
+        "the server rejected max_tokens: sent max_completion_tokens instead",
+        "the server rejected temperature=0.7: sent without one from then on, so it ran "
+        "unseeded at the model's default",
+    ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,11 +146,18 @@ def _answers(row: Mapping[str, Any], where: str) -> tuple[str, list[Completion]]
 
 
 def load_answers(
-    paths: Sequence[Path], dataset: Dataset, *, samples: int, mcqa_answers: int = 1
+    paths: Sequence[Path],
+    dataset: Dataset,
+    *,
+    samples: int,
+    mcqa_answers: int = 1,
+    tracks: Collection[str] = ("gen", "mcqa"),
 ) -> AnswersFile:
     """Read and check answers files against the dataset; every bad row is reported at once.
 
     Each path is a file (a list of rows, or one row) or a folder of such ``*.json`` files.
+    Rows of a track that is not in ``tracks`` are skipped: a folder may hold both tracks'
+    answers and be judged for one.
     """
     known = {
         "gen": {s.question_id for s in dataset.gen},
@@ -163,7 +170,7 @@ def load_answers(
         for path in _files(given):
             raw, rows = _read(path)
             digest.update(path.name.encode("utf-8") + b"\0" + raw)
-            _check_rows(path, rows, known, out, problems, samples, mcqa_answers)
+            _check_rows(path, rows, known, out, problems, samples, mcqa_answers, tracks)
     if problems:
         more = len(problems) - MAX_REPORTED
         listed = problems[:MAX_REPORTED] + ([f"... and {more} more"] if more > 0 else [])
@@ -180,6 +187,7 @@ def _check_rows(
     problems: list[str],
     samples: int,
     mcqa_answers: int,
+    tracks: Collection[str],
 ) -> None:
     for i, row in enumerate(rows, start=1):
         where = f"answers file {path} row {i}"
@@ -199,6 +207,8 @@ def _check_rows(
             problems.append(read)
             continue
         track, answers = read
+        if track not in tracks:
+            continue
         expected = samples if track == "gen" else mcqa_answers
         if len(answers) != expected:
             option = "--siuo-samples" if track == "gen" else "--siuo-mcqa-shuffle"

@@ -184,7 +184,9 @@ class SiuoState:
             paths = [
                 p if p.is_absolute() else self.invocation_dir / p for p in self.settings.answers
             ]
-            answers = load_answers(paths, self.dataset(), samples=self.settings.samples)
+            answers = load_answers(
+                paths, self.dataset(), samples=self.settings.samples, tracks=self.settings.tracks
+            )
             if answers.mcqa and self.settings.mcqa_shuffle is not None:
                 raise AnswersFileError(
                     "--siuo-answers holds MCQA answers given in the official option order; "

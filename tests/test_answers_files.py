@@ -194,6 +194,14 @@ def test_official_file_shapes_are_read(
     assert [(c.text, c.finish_reason) for c in out] == _pairs(table)[qid]
 
 
+def test_rows_of_a_track_that_does_not_run_are_skipped(tmp_path: Path, dataset: Dataset) -> None:
+    files = layout_ours(tmp_path)
+    answers = load_answers(files, dataset, samples=3, tracks=("gen",))
+    assert set(answers.gen) == {"1", "2"} and answers.mcqa == {}
+    answers = load_answers(files, dataset, samples=3, tracks=("mcqa",))
+    assert answers.gen == {} and set(answers.mcqa) == {"1"}
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [

@@ -380,3 +380,30 @@ def test_a_run_on_unembedded_images_stops_at_start_up_with_one_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*9 row(s) have no embedded image bytes*"])
     assert "passed" not in result.stdout.str() and "error" not in result.stdout.str().lower()
+
+
+def test_a_hub_dataset_in_the_push_to_hub_layout_loads_offline_from_the_cache(
+    tmp_path: Path, expected: list[tuple[Any, ...]]
+) -> None:
+    cache = tmp_path / "hub"
+    sha = "1" * 40
+    write_hub_cache(cache, "acme/siuo-pushed", sha, n_per_domain=1, layout="pushed")
+    script = _HUB.replace("load_dataset(tracks=", 'load_dataset("acme/siuo-pushed", tracks=')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env |= {
+        "HF_HUB_CACHE": str(cache),
+        "HF_HOME": str(tmp_path / "home"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "dsc"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == ["hub", sha, 9, 9]
+    # The same files as a local folder give the official samples.
+    from pytest_siuo.testing.data import write_pushed
+
+    assert summary(load_dataset(write_pushed(tmp_path / "local", n_per_domain=1), tracks=BOTH)) == (
+        expected
+    )

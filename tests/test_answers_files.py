@@ -368,3 +368,12 @@ def test_saved_answers_round_trip_through_the_official_shapes(
     empty = next(r for r in gen if r["category"] == "dangerous behavior")
     assert empty["responses"] == [""] * 3 and empty[STATUSES_FIELD] == ["empty"] * 3
     assert first.ret == second.ret
+
+
+def test_the_official_readers_fail_on_what_earlier_versions_wrote() -> None:
+    # Why "" and response_mcqa: a null answer breaks gpt-eval.py's string replace, and a
+    # responses list is a KeyError in mcqa-eval.py.
+    with pytest.raises(TypeError):
+        official_reads_gen(gen_row(1, ["a", None, "c"]))
+    with pytest.raises(KeyError):
+        official_reads_mcqa({**MCQA[0], "responses": ["A"]})

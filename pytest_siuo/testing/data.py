@@ -207,7 +207,7 @@ def write_pushed(folder: Path, *, n_per_domain: int = 2, mcqa: bool = True) -> P
     """The same content in the layout ``push_to_hub()`` writes by default: the generation rows
     as the ``default`` config in ``data/train-00000-of-00001.parquet``, the MCQA rows as config
     ``siuo_mcqa``, images embedded, and a dataset card whose ``configs:`` name the files."""
-    import datasets  # type: ignore[import-untyped]
+    import datasets
 
     folder = Path(folder)
     gen = gen_rows(n_per_domain)

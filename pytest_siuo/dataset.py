@@ -1,18 +1,22 @@
 """Dataset sources -> schema-checked :class:`Sample` records with lazily read images.
 
-Three kinds of source are accepted:
+These sources are accepted:
 
 * a local folder in the **official layout**: ``siuo_gen.json`` (and maybe ``siuo_mcqa.json``)
   plus an ``images/`` folder the rows' ``image`` names are relative to;
-* a local folder in the ``datasets`` **parquet layout** (``siuo_gen/*.parquet``,
-  ``data/siuo_gen-*.parquet``, ...; an ``Image`` column named ``image``);
+* a local folder of **parquet files as the datasets library writes them**: config folders
+  (``siuo_gen/*.parquet``, ``gen/...``), ``data/siuo_gen-*.parquet``, the ``push_to_hub``
+  default ``data/train-*.parquet``, or the files a dataset card (``README.md``) names under
+  ``configs:``; an ``Image`` column named ``image`` with the bytes embedded, or with paths of
+  files inside the folder (what ``Dataset.to_parquet()`` writes for local images);
+* a **save_to_disk** folder (one per config, or a ``DatasetDict``);
 * a **Hugging Face hub** dataset id (``sinwang/SIUO`` by default), fetched with
   ``huggingface_hub.snapshot_download`` into the normal HF cache and then read as one of the above.
 
 Every row is checked against the shipped JSON schemas (``schema/*.json``) plus the checks a schema
-cannot express; all bad rows are reported in one :class:`DataError`. Images are never read here:
-a missing or broken image surfaces later as an :class:`~pytest_siuo.images.ImageError` for that one
-sample.
+cannot express; all bad rows are reported in one :class:`DataError`, and so are rows whose image
+can be found neither in the file nor inside the folder. Image bytes are never read here: a broken
+image surfaces later as an :class:`~pytest_siuo.images.ImageError` for that one sample.
 """
 
 from __future__ import annotations
@@ -66,11 +70,25 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 _ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a string question_id, whole (fullmatch)
 _ACCEPTED_LAYOUTS = (
     "accepted sources: a folder in the official SIUO layout (siuo_gen.json, optional "
-    "siuo_mcqa.json, images/), a folder in the Hugging Face datasets parquet layout "
-    "(siuo_gen/*.parquet or data/siuo_gen-*.parquet, optional siuo_mcqa), or a Hugging Face hub "
-    f"dataset id such as {DEFAULT_HUB_DATASET!r}"
+    "siuo_mcqa.json, images/); a folder of parquet files as the datasets library writes them "
+    "(config folders siuo_gen/ or gen/ and siuo_mcqa/ or mcqa/, data/siuo_gen-*.parquet, the "
+    "push_to_hub default data/train-*.parquet, or the files its dataset card README.md names "
+    "under configs:); a save_to_disk folder (one per config, or a DatasetDict); or a Hugging "
+    f"Face hub dataset id such as {DEFAULT_HUB_DATASET!r}. Images go in a datasets Image column "
+    "named 'image', with the bytes embedded or as paths of files inside the folder"
 )
-
+#: How to put the image bytes into a parquet file (``to_parquet`` keeps local paths only).
+_EMBED_HELP = (
+    "embed the images when you write the data: save_to_disk() and push_to_hub() embed them; "
+    "for to_parquet(), first run ds = ds.cast_column('image', datasets.Image()).with_format("
+    "'arrow').map(datasets.table.embed_table_storage, batched=True).with_format(None); or keep "
+    "the image files inside the data folder, at the paths the rows name or in images/"
+)
+#: Config, folder or split names of each track: the official config names and short ones.
+_TRACK_NAMES: dict[str, tuple[str, ...]] = {
+    "gen": ("siuo_gen", "gen"),
+    "mcqa": ("siuo_mcqa", "mcqa"),
+}
 
 
 @dataclass(frozen=True)
@@ -194,14 +212,21 @@ def _load_folder(
     if any((folder / TRACKS[t][0]).is_file() for t in TRACKS):
         records = _official_records(folder, tracks, confine)
         found_layout = "official"
-    elif _parquet_files(folder):
-        records = _parquet_records(folder, tracks)
-        found_layout = "parquet"
     else:
-        raise DataError(
-            f"SIUO data folder {os.fspath(folder)} holds neither siuo_gen.json nor parquet "
-            f"files. {_ACCEPTED_LAYOUTS}"
-        )
+        tables = _card_tables(folder)
+        found_layout = "parquet"
+        if tables is None:
+            tables = _disk_tables(folder)
+            if tables:
+                found_layout = "save_to_disk"
+            else:
+                tables = _parquet_tables(folder)
+        if not tables and not _parquet_files(folder):
+            raise DataError(
+                f"SIUO data folder {os.fspath(folder)} holds neither siuo_gen.json nor parquet "
+                f"files nor a save_to_disk dataset. {_ACCEPTED_LAYOUTS}"
+            )
+        records = _table_records(folder, tables, tracks, confine)
     gen, mcqa = _build_samples(folder, records, tracks)
     return Dataset(
         gen=gen, mcqa=mcqa, source=source, revision=revision, layout=layout or found_layout
@@ -295,6 +320,30 @@ def _parquet_files(folder: Path) -> list[Path]:
     )
 
 
+def _track_named(name: str) -> str | None:
+    key = name.strip().lower().replace("-", "_")
+    return next((t for t, names in _TRACK_NAMES.items() if key in names), None)
+
+
+def _track_of_columns(columns: Collection[str]) -> str | None:
+    """The track whose rows have these columns (a config not named after a track)."""
+    if "options" in columns or "correct_option" in columns:
+        return "mcqa"
+    if "safety_warning" in columns or "reference_answer" in columns:
+        return "gen"
+    return None
+
+
+@dataclass(frozen=True)
+class _Table:
+    """One table of rows: a parquet file or a save_to_disk folder (one split)."""
+
+    path: Path
+    kind: str  # "parquet" or "arrow"
+    track: str | None  # from its config, folder or split name; None: from its columns
+    config: str  # what a message calls its group: the config or folder name
+
+
 def _config_of(relpath: PurePosixPath) -> str | None:
     for track, (_, config) in TRACKS.items():
         if config in relpath.parts[:-1]:
@@ -302,69 +351,271 @@ def _config_of(relpath: PurePosixPath) -> str | None:
         name = relpath.name
         if name.startswith((config + "-", config + "_", config + ".")):
             return track
+    # The short config names, as folders only (a file "gen-0.parquet" is too vague).
+    for part in relpath.parts[:-1]:
+        if _track_named(part):
+            return _track_named(part)
     return None
 
 
-def _parquet_records(folder: Path, tracks: tuple[str, ...]) -> dict[str, list[_Record]]:
-    files = _parquet_files(folder)
-    by_track: dict[str, list[Path]] = {t: [] for t in TRACKS}
-    for f in files:
-        track = _config_of(PurePosixPath(f.relative_to(folder).as_posix()))
+_PUSHED_SHARD = re.compile(r"[A-Za-z0-9_.]+-\d{5}-of-\d{5}\.parquet")
+
+
+def _parquet_tables(folder: Path) -> list[_Table]:
+    """Parquet files named after a config, and ``push_to_hub``'s default ``data/<split>-*``."""
+    tables = []
+    for f in _parquet_files(folder):
+        rel = PurePosixPath(f.relative_to(folder).as_posix())
+        track = _config_of(rel)
         if track is not None:
-            by_track[track].append(f)
+            tables.append(_Table(f, "parquet", track, TRACKS[track][1]))
+        elif rel.parts[:-1] == ("data",) and _PUSHED_SHARD.fullmatch(rel.name):
+            tables.append(_Table(f, "parquet", None, "default"))
+    return tables
+
+
+def _front_matter(card: Path) -> Any:
+    import yaml  # type: ignore[import-untyped]  # a dependency of datasets
+
+    try:
+        text = card.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    m = re.match(r"---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)", text, re.DOTALL)
+    if m is None:
+        return None
+    try:
+        return yaml.safe_load(m.group(1))
+    except yaml.YAMLError as exc:
+        raise DataError(
+            f"the dataset card {os.fspath(card)} has front matter that is not valid YAML "
+            f"({_short(str(exc), 200)}); fix it or remove the card's configs:"
+        ) from None
+
+
+def _patterns(data_files: Any) -> list[str] | None:
+    """The path patterns of a card's ``data_files`` (every split), or None if malformed."""
+    if isinstance(data_files, str):
+        return [data_files]
+    if isinstance(data_files, Mapping):  # {split: pattern(s)}
+        data_files = [{"split": k, "path": v} for k, v in data_files.items()]
+    if not isinstance(data_files, list):
+        return None
+    out: list[str] = []
+    for item in data_files:
+        path = item.get("path") if isinstance(item, Mapping) else item
+        paths: list[Any] = path if isinstance(path, list) else [path]
+        if not all(isinstance(p, str) and p for p in paths):
+            return None
+        out += [str(p) for p in paths]
+    return out
+
+
+def _card_tables(folder: Path) -> list[_Table] | None:
+    """The tables a dataset card's ``configs:`` name, or None when there is no such card."""
+    card = folder / "README.md"
+    meta = _front_matter(card) if card.is_file() else None
+    configs = meta.get("configs") if isinstance(meta, Mapping) else None
+    if not isinstance(configs, list) or not configs:
+        return None
+    tables: list[_Table] = []
+    for entry in configs:
+        if not isinstance(entry, Mapping):
+            continue
+        name = str(entry.get("config_name") or "default")
+        data_dir = entry.get("data_dir")
+        where = f"the dataset card {os.fspath(card)}, config {name!r}"
+        patterns = _patterns(entry.get("data_files"))
+        if patterns is None and isinstance(data_dir, str) and data_dir:
+            patterns = [f"{data_dir.strip('/')}/**/*"]
+        if patterns is None:
+            raise DataError(
+                f"{where}: data_files is missing or not a path, a list of paths or a list of "
+                "{split, path}; give the parquet files of the config"
+            )
+        track = _track_named(name)
+        if track is None and isinstance(data_dir, str) and data_dir:
+            track = _track_named(PurePosixPath(data_dir).name)
+        files: list[Path] = []
+        for pattern in patterns:
+            rel = PurePosixPath(pattern)
+            if rel.is_absolute() or ".." in rel.parts:
+                raise DataError(
+                    f"{where}: data_files {pattern!r} leaves the folder; use a "
+                    "path relative to the card"
+                )
+            files += [p for p in sorted(folder.glob(pattern)) if p.is_file()]
+        files = sorted(set(files))
+        other = [p for p in files if p.suffix != ".parquet" and p.name != "README.md"]
+        if other:
+            raise DataError(
+                f"{where}: data_files match {other[0].relative_to(folder).as_posix()}, which is "
+                "not parquet; only parquet data files are read (or use the official layout: "
+                f"siuo_gen.json, siuo_mcqa.json, images/). {_ACCEPTED_LAYOUTS}"
+            )
+        found = [p for p in files if p.suffix == ".parquet"]
+        if not found and track is not None:
+            raise DataError(
+                f"{where}: data_files {', '.join(map(repr, patterns))} match no file in "
+                f"{os.fspath(folder)}; fix the pattern or add the files"
+            )
+        tables += [_Table(p, "parquet", track, name) for p in found]
+    return tables
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+    )
+
+
+def _disk_tables(folder: Path) -> list[_Table]:
+    """``save_to_disk`` output: the folder itself, or one folder per config; a DatasetDict
+    counts each split."""
+    roots: list[tuple[Path, str | None]]
+    if _is_saved_dataset(folder):
+        roots = [(folder, None)]
+    else:
+        roots = [
+            (sub, _track_named(sub.name))
+            for sub in sorted(folder.iterdir())
+            if sub.is_dir() and _is_saved_dataset(sub)
+        ]
+    tables = []
+    for root, track in roots:
+        config = root.name
+        listing = root / "dataset_dict.json"
+        if listing.is_file():
+            try:
+                splits = json.loads(listing.read_text("utf-8"))["splits"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DataError(
+                    f"cannot read the save_to_disk listing {os.fspath(listing)} "
+                    f"({type(exc).__name__}); save the dataset again"
+                ) from None
+            for split in splits:
+                tables.append(
+                    _Table(root / str(split), "arrow", track or _track_named(str(split)), config)
+                )
+        else:
+            tables.append(_Table(root, "arrow", track, config))
+    return tables
+
+
+def _table_records(
+    folder: Path, tables: list[_Table], tracks: tuple[str, ...], confine: Path
+) -> dict[str, list[_Record]]:
+    by_track: dict[str, list[tuple[_Table, Any]]] = {t: [] for t in TRACKS}
+    configs: dict[str, str] = {}
+    for table in tables:
+        ds = _open_table(folder, table)
+        track = table.track or _track_of_columns(ds.column_names)
+        if track is None:
+            continue  # a config that is not SIUO rows (e.g. a dataset's extra material)
+        first = configs.setdefault(track, table.config)
+        if first != table.config and table.track is None:
+            raise DataError(
+                f"SIUO data folder {os.fspath(folder)}: configs {first!r} and {table.config!r} "
+                f"both hold {'multiple-choice' if track == 'mcqa' else 'generation'} rows; keep "
+                f"one, or name the SIUO ones {TRACKS['gen'][1]}/{TRACKS['mcqa'][1]} (or gen/mcqa)"
+            )
+        by_track[track].append((table, ds))
     out: dict[str, list[_Record]] = {}
+    missing: list[str] = []
     for track in tracks:
         config = TRACKS[track][1]
         if not by_track[track]:
             if track == "mcqa" and "gen" in tracks:
                 out[track] = []
                 continue
-            found = ", ".join(f.relative_to(folder).as_posix() for f in files[:10])
-            raise DataError(
-                f"SIUO parquet folder {os.fspath(folder)} has no parquet files for config "
-                f"{config!r} (found: {found}); name them {config}/<split>-*.parquet or "
-                f"data/{config}-*.parquet"
+            found = ", ".join(
+                _label(folder, p) for p in ([t.path for t in tables] or _parquet_files(folder))[:10]
             )
-        out[track] = [rec for f in by_track[track] for rec in _read_parquet(folder, f)]
+            raise DataError(
+                f"SIUO data folder {os.fspath(folder)} has no parquet files for config "
+                f"{config!r} nor a save_to_disk folder of it (found: {found}); name them "
+                f"{config}/<split>-*.parquet or "
+                f"data/{config}-*.parquet, name the config {config} in the dataset card, or "
+                f"save it to {config}/ with save_to_disk. {_ACCEPTED_LAYOUTS}"
+            )
+        out[track] = [
+            rec
+            for table, ds in by_track[track]
+            for rec in _dataset_records(folder, table, ds, confine, missing)
+        ]
+    if missing:
+        shown = missing[:MAX_REPORTED]
+        more = len(missing) - len(shown)
+        raise DataError(
+            f"SIUO data in {os.fspath(folder)}: {len(missing)} row(s) have no embedded image "
+            "bytes, and the image path they name is not a file inside the folder:\n  "
+            + "\n  ".join(shown)
+            + (f"\n  ... and {more} more" if more else "")
+            + f"\nTo fix this, {_EMBED_HELP}"
+        )
     return out
 
 
-def _read_parquet(folder: Path, path: Path) -> list[_Record]:
-    # Heavy imports: only when a parquet source is used.
-    import datasets  # type: ignore[import-untyped]
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+def _label(folder: Path, path: Path) -> str:
+    rel = path.relative_to(folder).as_posix()
+    return rel if rel != "." else path.name
 
-    label = path.relative_to(folder).as_posix()
+
+def _open_table(folder: Path, table: _Table) -> Any:
+    # Heavy imports: only when a parquet or save_to_disk source is used.
+    import datasets  # type: ignore[import-untyped]
+
     try:
         with _quiet_datasets():
-            ds = datasets.Dataset.from_parquet(os.fspath(path))
+            if table.kind == "parquet":
+                ds = datasets.Dataset.from_parquet(os.fspath(table.path))
+            else:
+                ds = datasets.load_from_disk(os.fspath(table.path))
     except Exception as exc:
+        what = "parquet file" if table.kind == "parquet" else "save_to_disk folder"
         raise DataError(
-            f"cannot read SIUO parquet file {os.fspath(path)} ({type(exc).__name__}: "
+            f"cannot read SIUO {what} {os.fspath(table.path)} ({type(exc).__name__}: "
             f"{_short(str(exc))}); re-download or re-export it"
         ) from exc
-    assert isinstance(ds, datasets.Dataset)
+    if not isinstance(ds, datasets.Dataset):
+        raise DataError(
+            f"SIUO save_to_disk folder {os.fspath(table.path)} holds a "
+            f"{type(ds).__name__}, not one table; give its split folders"
+        )
+    return ds
+
+
+def _dataset_records(
+    folder: Path, table: _Table, ds: Any, confine: Path, missing: list[str]
+) -> list[_Record]:
+    import datasets
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    label = _label(folder, table.path)
+    where = os.fspath(table.path)
     if "image" not in ds.column_names:
         raise DataError(
-            f"SIUO parquet file {os.fspath(path)} has no 'image' column (columns: "
-            f"{', '.join(ds.column_names)}); export the images as a datasets Image column "
-            "named 'image'"
+            f"SIUO data {where} has no 'image' column (columns: {', '.join(ds.column_names)}); "
+            "export the images as a datasets Image column named 'image'"
         )
     try:
         # Keep images undecoded: bytes are fetched per row on demand, never all at once.
         ds = ds.cast_column("image", datasets.Image(decode=False))
     except Exception as exc:
         raise DataError(
-            f"SIUO parquet file {os.fspath(path)}: column 'image' is not an image column "
+            f"SIUO data {where}: column 'image' is not an image column "
             f"({ds.features['image']}); export it as a datasets Image feature "
             "({'bytes', 'path'})"
         ) from exc
-    # Only the small 'path' child of the image struct is materialised here.
-    paths = pc.struct_field(ds.data.column("image"), "path").to_pylist()
+    # Only the small 'path' child and the nullness of 'bytes' are materialised here.
+    column = ds.data.column("image")
+    paths = pc.struct_field(column, "path").to_pylist()
+    embedded = pc.is_valid(pc.struct_field(column, "bytes")).to_pylist()
     text_rows = ds.remove_columns(["image"]).to_list()
     images = ds.select_columns(["image"])
+    base = table.path.parent if table.kind == "parquet" else table.path
 
-    def image_ref_for(i: int) -> Callable[[str, str], ImageRef]:
+    def from_bytes(i: int) -> Callable[[str, str], ImageRef]:
         def make(name: str, where: str) -> ImageRef:
             return ImageRef.from_bytes_loader(
                 name, functools.partial(_parquet_image_bytes, images, i), where=where
@@ -372,14 +623,56 @@ def _read_parquet(folder: Path, path: Path) -> list[_Record]:
 
         return make
 
+    def from_file(path: Path) -> Callable[[str, str], ImageRef]:
+        def make(name: str, where: str) -> ImageRef:
+            return ImageRef.from_file(path.parent, path.name, where=where, confine_to=confine)
+
+        return make
+
     records = []
-    for i, (row, img_path) in enumerate(zip(text_rows, paths, strict=True)):
+    for i, (row, img_path, has_bytes) in enumerate(zip(text_rows, paths, embedded, strict=True)):
         if isinstance(row.get("options"), dict):
             # A struct column gives every row every letter; absent options come back as None.
             row["options"] = {k: v for k, v in row["options"].items() if v is not None}
         row["image"] = _basename(img_path) if img_path else f"{row.get('question_id')}.png"
-        records.append(_Record(label, i + 1, row, image_ref_for(i), check_image_name=False))
+        make = from_bytes(i)
+        if not has_bytes:
+            found = _image_file(folder, base, confine, img_path) if img_path else None
+            if found is None:
+                qid = _id_text(row)
+                missing.append(
+                    f"{label} row {i + 1}"
+                    + (f" (question_id {qid})" if qid is not None else "")
+                    + (f": path {_brief(img_path)}" if img_path else ": no path either")
+                )
+            else:
+                make = from_file(found)
+        records.append(_Record(label, i + 1, row, make, check_image_name=False))
     return records
+
+
+def _image_file(folder: Path, base: Path, confine: Path, stored: str) -> Path | None:
+    """The file a stored image path names, looked for inside the folder only: as a path
+    relative to the table or the folder, then by its name in ``images/`` or next to the table
+    (a path written on another machine still finds its file)."""
+    posix = PurePosixPath(stored.replace("\\", "/"))
+    candidates: list[Path] = []
+    if not posix.is_absolute() and ".." not in posix.parts and not PureWindowsPath(stored).drive:
+        candidates += [base / posix, folder / posix]
+    elif posix.is_absolute():
+        candidates.append(Path(stored))
+    name = _basename(stored)
+    if name:
+        candidates += [folder / "images" / name, base / name]
+    inside = confine.resolve()
+    for candidate in candidates:
+        try:
+            resolved = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if resolved.is_file() and resolved.is_relative_to(inside):
+            return candidate
+    return None
 
 
 def _parquet_image_bytes(images: Any, index: int) -> Any:
@@ -711,10 +1004,14 @@ def _hub_cache_dir() -> str | None:
     return None
 
 
-def _allow_patterns(tracks: tuple[str, ...]) -> list[str]:
+def _allow_patterns(tracks: tuple[str, ...], *, card: bool = True) -> list[str]:
+    """What to fetch of a hub dataset: the official files, parquet files and, with ``card``,
+    the dataset card (its ``configs:`` say which files hold which config)."""
     patterns = [TRACKS[t][0] for t in tracks]
     patterns += [f"*{TRACKS[t][1]}*.parquet" for t in tracks]
     patterns.append("images/*")
+    if card:
+        patterns += ["README.md", "*.parquet"]
     return patterns
 
 
@@ -757,18 +1054,23 @@ def _load_hub(repo_id: str, revision: str | None, tracks: tuple[str, ...]) -> Da
         )
 
     def cached(strict: bool) -> str | None:
-        try:
-            found = snapshot_download(
-                repo_id,
-                repo_type="dataset",
-                revision=rev,
-                allow_patterns=patterns,
-                cache_dir=cache_dir,
-                local_files_only=True,
-            )
-        except (LocalEntryNotFoundError, OSError, ValueError):
-            return None
-        return found if _snapshot_complete(Path(found), tracks, strict=strict) else None
+        # A copy cached by an earlier version lacks the card and extra parquet files, which
+        # huggingface_hub then calls incomplete: the narrower patterns still find it.
+        for allow in (patterns, _allow_patterns(tracks, card=False)):
+            try:
+                found = snapshot_download(
+                    repo_id,
+                    repo_type="dataset",
+                    revision=rev,
+                    allow_patterns=allow,
+                    cache_dir=cache_dir,
+                    local_files_only=True,
+                )
+            except (LocalEntryNotFoundError, OSError, ValueError):
+                continue
+            if _snapshot_complete(Path(found), tracks, strict=strict):
+                return found
+        return None
 
     if offline or _COMMIT.fullmatch(rev):
         # A commit is immutable, so a cached snapshot is authoritative: no network needed.

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import redact as _redact
 from .errors import EndpointError as EndpointError  # re-exported: raised here
+from .params import ParamPolicy
 from .text import shorten, visible
 
 if TYPE_CHECKING:
@@ -217,6 +218,7 @@ class OpenAIEndpoint:
         self.id = label or f"openai:{shown}#{model}"
         self.supports_n = True
         self.supports_response_format = True
+        self.params = ParamPolicy(base_url=base_url, model=model)  # max_tokens, temperature
         # One client per event loop: httpx connection pools are bound to the loop that made them.
         self._clients: dict[int, Any] = {}
         self._lock = threading.Lock()
@@ -282,6 +284,7 @@ class OpenAIEndpoint:
             kwargs["temperature"] = params.temperature
         if prompt.response_format is not None and self.supports_response_format:
             kwargs["response_format"] = prompt.response_format
+        kwargs = self.params.apply(kwargs)
         try:
             # The low-level post skips create()'s parameter transform and model objects (about
             # 1.5 ms of CPU per call, which bounds throughput at high concurrency); the raw
@@ -290,6 +293,8 @@ class OpenAIEndpoint:
                 "/chat/completions", body=kwargs, cast_to=httpx2.Response
             )
         except openai.BadRequestError as exc:
+            if self.params.adapt(kwargs, exc):
+                return await self._request(prompt, n, params)
             said = _server_says(exc)
             if "response_format" in kwargs and "response_format" in said.lower():
                 self.supports_response_format = False  # fall back to the text verdict format

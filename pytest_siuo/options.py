@@ -103,8 +103,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_data",
         "--siuo-data",
-        "Dataset: hub id (default sinwang/SIUO at a pinned revision), or a local folder in "
-        "the official or parquet layout",
+        "Dataset: hub id (default sinwang/SIUO at a pinned revision), "
+        "or a local folder (official, parquet or save_to_disk layout)",
         setting="data",
         kind="data",
         metavar="SOURCE",
@@ -183,8 +183,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_answers",
         "--siuo-answers",
-        "Judge the answers in this file (official results format: dataset rows with a "
-        "'responses' list) instead of calling a model (repeatable)",
+        "Judge the answers in this file or folder (official results formats: rows with "
+        "'responses' or 'response_mcqa', a list or one row per file) instead of calling a model "
+        "(repeatable)",
         kind="lines",
         action="append",
         metavar="FILE",

@@ -7,6 +7,7 @@ anything costs nothing.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,10 +97,26 @@ class SiuoState:
     def check_default_judge(self) -> None:
         """The default judge (an OpenAI model) needs a key: without one every sample would
         error, so say it now. Building the endpoint makes no call unless OPENAI_BASE_URL
-        points at a server, which is then probed like any other."""
+        points at a server, which is then probed like any other. A default judge that its
+        server no longer lists (a retired snapshot) is one usage error too; nothing is said
+        when the list cannot be had."""
+        from .endpoints import list_models, redact
+        from .params import check_default_judge
+
         s = self.settings
         if "gen" not in s.tracks or "siuo_judge" in self.fixtures or s.cache == "replay":
             return
+        base_url = os.environ.get("OPENAI_BASE_URL") or None
+        key = os.environ.get(s.judge_key_env or "OPENAI_API_KEY") or None
+        if base_url is not None or key is not None:
+            # First: a retired default gets the message that names a listed alternative.
+            try:
+                listed = list_models(base_url or "https://api.openai.com/v1", key, timeout=10.0)
+            except EndpointError:
+                listed = None
+            if listed is not None:
+                server = f"OPENAI_BASE_URL ({redact(base_url)})" if base_url else "OpenAI"
+                check_default_judge(s.judge, listed, where="--siuo-judge", server=server)
         self.endpoint("judge")
 
     def check_output_paths(self) -> None:
@@ -174,7 +191,9 @@ class SiuoState:
             paths = [
                 p if p.is_absolute() else self.invocation_dir / p for p in self.settings.answers
             ]
-            answers = load_answers(paths, self.dataset(), samples=self.settings.samples)
+            answers = load_answers(
+                paths, self.dataset(), samples=self.settings.samples, tracks=self.settings.tracks
+            )
             if answers.mcqa and self.settings.mcqa_shuffle is not None:
                 raise AnswersFileError(
                     "--siuo-answers holds MCQA answers given in the official option order; "
@@ -196,7 +215,12 @@ class SiuoState:
         samples.update({("mcqa", s.question_id): s for s in ds.mcqa})
         written = []
         for track in self.tally.tracks:
-            rows = answer_rows(self.tally.records(track), samples, track)
+            rows = answer_rows(
+                self.tally.records(track),
+                samples,
+                track,
+                mcqa_official_order=self.settings.mcqa_shuffle is None,
+            )
             target = path if track == "gen" else mcqa_path(path)
             write_answers(target, rows)
             written.append(target)
@@ -506,7 +530,15 @@ class SiuoState:
                 f"SIUO cache: {dropped} malformed entr{'y' if dropped == 1 else 'ies'} dropped "
                 "and asked again"
             )
-        return lines + self.footer
+        return lines + self.endpoint_notes() + self.footer
+
+    def endpoint_notes(self) -> list[str]:
+        """One line per request parameter an endpoint of this process had to adapt."""
+        return [
+            f"SIUO {role}: {note}"
+            for role, ep in self._endpoints.items()
+            for note in getattr(getattr(ep, "params", None), "notes", ())
+        ]
 
     def _source(self, role: str) -> str:
         if role == "model" and self.settings.answers:
@@ -561,6 +593,7 @@ class SiuoState:
             "answers": [str(p) for p in s.answers],
             "cache": s.cache,
             "judge_check": s.judge_check,
+            "endpoint_notes": self.endpoint_notes(),
         }
 
     def close(self) -> None:

@@ -340,7 +340,8 @@ CASES: list[tuple[Any, ...]] = [
         "folder-without-data",
         no_gen_file,
         USAGE,
-        "*holds neither siuo_gen.json nor parquet files. accepted sources:*",
+        "*holds neither siuo_gen.json nor parquet files nor a save_to_disk dataset. accepted "
+        "sources:*",
     ),
     (
         "data-is-a-file",

@@ -97,7 +97,7 @@ def test_save_answers_then_judge_them_without_a_model(
     ("content", "message"),
     [
         ("not json", "*answers file*not JSON*"),
-        ('{"a": 1}', "*top level is a dict; expected a list of rows*"),
+        ('{"a": 1}', "*top level is a dict without a question_id; expected a list of rows*"),
         (
             '[{"question_id": 999, "responses": ["a", "b", "c"]}]',
             "*row 1 (question_id 999): no gen sample with this question_id*",

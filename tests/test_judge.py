@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
@@ -314,23 +315,40 @@ def test_response_format_is_a_strict_schema(prompt: JudgePrompt, key: str, good:
     reply = {"fence": prompt.fence, "reason": "r", key: good}
     jsonschema.validate(reply, schema)
     for bad in (
-        {**reply, "fence": OTHER},
         {**reply, key: "maybe"},
         {**reply, "extra": 1},
         {"fence": prompt.fence, key: good},
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
-    # what the schema admits, the parser reads
+    # what the schema admits with this prompt's fence, the parser reads
     parse = parse_safety if prompt.kind == "safety" else parse_effectiveness
     assert parse(json.dumps(reply), prompt).reason == "r"
+    # The schema does not pin the fence (it is the same for every answer); a reply with
+    # another fence passes the schema, and the parser refuses it.
+    wrong = {**reply, "fence": OTHER}
+    jsonschema.validate(wrong, schema)
+    with pytest.raises(VerdictParseError, match="is not this prompt's"):
+        parse(json.dumps(wrong), prompt)
+
+
+@pytest.mark.parametrize("build", [safety_prompt, effectiveness_prompt])
+def test_every_answer_gets_the_same_schema(build: Any) -> None:
+    answers = ["a", "b", HOSTILE_ANSWERS[0], "x" * 5000, ""]
+    prompts = [build(**{**CASE, "answer": a}) for a in answers]
+    assert len({p.fence for p in prompts}) == len(answers)
+    schemas = {json.dumps(p.response_format, sort_keys=True) for p in prompts}
+    assert len(schemas) == 1
+    assert all(p.fence not in next(iter(schemas)) for p in prompts)
 
 
 def test_prompt_version() -> None:
     assert isinstance(JUDGE_PROMPT_VERSION, str) and JUDGE_PROMPT_VERSION.strip()
 
 
-RECORDED_DIGEST = "ad5060e2dbcb"
+# The schema's fence enum was dropped without a bump: that changes neither the cache key (the
+# prompt texts) nor what a cached verdict means, and a replayed reply is parsed again.
+RECORDED_DIGEST = "665094491ef0"
 
 
 def test_prompt_text_changes_need_a_version_bump() -> None:

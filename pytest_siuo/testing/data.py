@@ -29,6 +29,7 @@ __all__ = [
     "write_hub_cache",
     "write_official",
     "write_parquet",
+    "write_pushed",
 ]
 
 _LETTERS = ("A", "B", "C", "D")
@@ -202,6 +203,39 @@ def write_parquet(folder: Path, *, n_per_domain: int = 2, mcqa: bool = True) -> 
     return folder
 
 
+def write_pushed(folder: Path, *, n_per_domain: int = 2, mcqa: bool = True) -> Path:
+    """The same content in the layout ``push_to_hub()`` writes by default: the generation rows
+    as the ``default`` config in ``data/train-00000-of-00001.parquet``, the MCQA rows as config
+    ``siuo_mcqa``, images embedded, and a dataset card whose ``configs:`` name the files."""
+    import datasets
+
+    folder = Path(folder)
+    gen = gen_rows(n_per_domain)
+    tables = [("default", "data", gen)] + (
+        [("siuo_mcqa", "siuo_mcqa", mcqa_rows(gen))] if mcqa else []
+    )
+    configs = []
+    for name, where, rows in tables:
+        records = [
+            {**row, "image": {"bytes": png_bytes(str(row["question_id"])), "path": row["image"]}}
+            for row in rows
+        ]
+        ds = datasets.Dataset.from_list(records).cast_column("image", datasets.Image())
+        out = folder / where / "train-00000-of-00001.parquet"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with _quiet_datasets():
+            ds.to_parquet(os.fspath(out))
+        configs.append(
+            f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {where}/train-*\n"
+        )
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n"
+        + "".join(configs)
+        + "---\n\n# Synthetic SIUO-shaped test data (not SIUO)\n"
+    )
+    return folder
+
+
 def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
@@ -224,7 +258,8 @@ def write_hub_cache(
     cached tree listing snapshot_download checks a snapshot against when offline). With
     ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE=cache_dir``, ``load_dataset(repo_id)`` then works.
 
-    :param layout: ``"official"`` (JSON + images/) or ``"parquet"`` (siuo_gen/*.parquet ...).
+    :param layout: ``"official"`` (JSON + images/), ``"parquet"`` (siuo_gen/*.parquet ...) or
+        ``"pushed"`` (what ``push_to_hub()`` writes: data/train-*.parquet and a dataset card).
     :returns: the snapshot folder.
     """
     import tempfile
@@ -239,10 +274,13 @@ def write_hub_cache(
             write_official(staged, n_per_domain=n_per_domain, mcqa=mcqa)
         elif layout == "parquet":
             write_parquet(staged, n_per_domain=n_per_domain, mcqa=mcqa)
+        elif layout == "pushed":
+            write_pushed(staged, n_per_domain=n_per_domain, mcqa=mcqa)
         else:
-            raise ValueError(f"unknown layout {layout!r}; use 'official' or 'parquet'")
+            raise ValueError(f"unknown layout {layout!r}; use 'official', 'parquet' or 'pushed'")
         (staged / ".gitattributes").write_text("*.png filter=lfs diff=lfs merge=lfs -text\n")
-        (staged / "README.md").write_text("# Synthetic SIUO-shaped test data (not SIUO)\n")
+        if not (staged / "README.md").exists():  # a dataset card of the layout stays
+            (staged / "README.md").write_text("# Synthetic SIUO-shaped test data (not SIUO)\n")
         tree: dict[str, dict[str, Any]] = {}
         for path in sorted(p for p in staged.rglob("*") if p.is_file()):
             rel = path.relative_to(staged).as_posix()

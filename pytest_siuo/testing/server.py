@@ -317,6 +317,36 @@ def _rough_tokens(text: str) -> int:
     return len(text.split())
 
 
+#: Which sampling parameters the server takes: any; like OpenAI's reasoning models (gpt-5,
+#: o-series: no max_tokens, only the default temperature); or like an older server that
+#: knows only max_tokens.
+PARAM_MODES = ("any", "reasoning", "max_tokens_only")
+
+
+def _check_params(mode: str, body: dict[str, Any]) -> None:
+    """Reject a request the way the server ``mode`` imitates does (OpenAI's own wording)."""
+    if mode == "reasoning":
+        if "max_tokens" in body:
+            raise _HTTPError(
+                400,
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                "'max_completion_tokens' instead.",
+                param="max_tokens",
+                code="unsupported_parameter",
+            )
+        temperature = body.get("temperature")
+        if temperature is not None and temperature != 1:
+            raise _HTTPError(
+                400,
+                f"Unsupported value: 'temperature' does not support {temperature} with this "
+                "model. Only the default (1) value is supported.",
+                param="temperature",
+                code="unsupported_value",
+            )
+    elif mode == "max_tokens_only" and "max_completion_tokens" in body:
+        raise _HTTPError(400, "Unrecognized request argument supplied: max_completion_tokens")
+
+
 class _Stopping(Exception):
     """The server is stopping while a request sleeps: drop the connection without answering."""
 
@@ -445,6 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if request.n > 1 and not fake.supports_n:
             raise _HTTPError(400, "n > 1 is not supported", param="n")
+        _check_params(fake.params_mode, request.body)
 
         fake._sleep(fake.latency)
         plan = fake.faults
@@ -746,12 +777,13 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAIServer:
     """An OpenAI-compatible chat-completions server on a loopback port, run in a thread.
 
-    ``responder``, ``latency``, ``faults`` and ``supports_n`` are plain attributes that may be
+    ``responder``, ``latency``, ``faults``, ``supports_n`` and ``params_mode`` (one of
+    :data:`PARAM_MODES`) are plain attributes that may be
     changed between requests. ``requests`` and ``calls`` record what was received.
 
     A chat request goes through, in order: ``calls += 1``; the API-key check (401, not
     recorded); parsing (400 on a malformed body); ``requests.append``; the ``stream`` and
-    ``supports_n`` checks (400); ``latency``; the fault plan; the responder.
+    ``supports_n`` and ``params_mode`` checks (400); ``latency``; the fault plan; the responder.
     """
 
     def __init__(
@@ -761,6 +793,7 @@ class FakeOpenAIServer:
         models: Sequence[str] = ("demo-model",),
         latency: float = 0.0,
         supports_n: bool = True,
+        params_mode: str = "any",
         api_key: str | None = None,
         faults: FaultPlan | None = None,
         models_fault: Fault | None = None,
@@ -773,6 +806,9 @@ class FakeOpenAIServer:
         self.models = list(models)
         self.latency = latency
         self.supports_n = supports_n
+        if params_mode not in PARAM_MODES:
+            raise ValueError(f"params_mode={params_mode!r} is not one of {PARAM_MODES}")
+        self.params_mode = params_mode
         self.api_key = api_key
         self.faults = faults
         #: How to answer ``GET /v1/models`` instead of the model list (None: the list).
@@ -910,6 +946,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-n", action="store_true", help="Reject n > 1 with 400, like some vLLM/TGI setups"
     )
     parser.add_argument(
+        "--params",
+        choices=("any", "reasoning", "max-tokens-only"),
+        default="any",
+        help="reasoning: reject max_tokens and non-default temperature, like OpenAI's gpt-5 "
+        "and o-series; max-tokens-only: reject max_completion_tokens, like older servers",
+    )
+    parser.add_argument(
         "--api-key-env",
         metavar="VAR",
         help="Require 'Authorization: Bearer <key>' with the key read from this variable",
@@ -927,6 +970,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models=args.models or ["demo-model"],
         latency=args.latency,
         supports_n=not args.no_n,
+        params_mode=args.params.replace("-", "_"),
         api_key=api_key,
         host=args.host,
         port=args.port,

@@ -7,9 +7,9 @@ Pure: the plugin writes each pair with ``terminalreporter.write_line(text, **mar
 from __future__ import annotations
 
 from pytest_siuo.decision import RunResult, TrackResult
+from pytest_siuo.failures import answer_excerpt, failed_domain_samples, why
 from pytest_siuo.gate import GateResult
 from pytest_siuo.tally import DomainTally, Tally
-from pytest_siuo.failures import answer_excerpt, failed_domain_samples, why
 from pytest_siuo.text import pct, shorten, visible
 
 __all__ = ["Line", "failure_lines", "summary_lines", "table_lines", "title"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from test_markdown import record, run_of, tally_of
+
 from pytest_siuo.failures import failed_domain_samples
 from pytest_siuo.markdown import render_markdown
 from pytest_siuo.summary import failure_lines, summary_lines
 from pytest_siuo.thresholds import Thresholds
-
-from test_markdown import record, run_of, tally_of
 
 
 def _rows() -> list:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_siuo.baseline import Comparison, DomainComparison
 from pytest_siuo.decision import RunResult, TrackResult
+from pytest_siuo.failures import answer_excerpt, failed_domain_samples, why
 from pytest_siuo.gate import DomainDecision, GateResult
 from pytest_siuo.tally import DomainTally, Tally
 from pytest_siuo.text import flat, pct, shorten
@@ -270,6 +271,22 @@ def render_markdown(
         lines.append("")
     for result in run.tracks:
         lines += _track_section(tally, result, heading=len(run.tracks) > 1)
+    samples = failed_domain_samples(run, tally)
+    if samples:
+        lines += [
+            f"<details><summary>Not-safe samples of the failed domains ({len(samples)})</summary>",
+            "",
+        ]
+        for record in samples[:_MAX_LISTED]:
+            answer = answer_excerpt(record)
+            lines.append(
+                f"- {_code(record.track + '[' + record.case_id + ']')} {cell(record.outcome)}: "
+                + (f"answer “{cell(answer, _EXCERPT)}”; " if answer else "")
+                + f"reason: {cell(why(record), _EXCERPT)}"
+            )
+        if len(samples) > _MAX_LISTED:
+            lines.append(f"- … and {len(samples) - _MAX_LISTED} more (see the JSON report)")
+        lines += ["", "</details>", ""]
     failed = [c for c in run.cases if not c.passed]
     if failed:
         lines += ["#### Failed gate cases", ""]

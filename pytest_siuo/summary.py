@@ -7,11 +7,15 @@ Pure: the plugin writes each pair with ``terminalreporter.write_line(text, **mar
 from __future__ import annotations
 
 from pytest_siuo.decision import RunResult, TrackResult
+from pytest_siuo.failures import answer_excerpt, failed_domain_samples, why
 from pytest_siuo.gate import GateResult
 from pytest_siuo.tally import DomainTally, Tally
-from pytest_siuo.text import pct
+from pytest_siuo.text import pct, shorten, visible
 
-__all__ = ["Line", "summary_lines", "table_lines", "title"]
+__all__ = ["Line", "failure_lines", "summary_lines", "table_lines", "title"]
+
+#: Failed samples listed on the terminal before "… and N more".
+MAX_LISTED = 10
 
 Line = tuple[str, dict[str, bool]]
 
@@ -175,4 +179,29 @@ def summary_lines(run: RunResult, tally: Tally) -> list[tuple[str, list[Line]]]:
         if not run.gated and run.failed_samples:
             verdict.append((run.reasons[-1], {"red": True}))
     sections.append(("", verdict))
+    failures = failure_lines(run, tally)
+    if failures:
+        sections.insert(len(sections) - 1, ("SIUO failed samples", failures))
     return sections
+
+
+def failure_lines(run: RunResult, tally: Tally, *, limit: int = MAX_LISTED) -> list[Line]:
+    """The not-safe samples of the failed domains: id, answer excerpt and judge reason, each
+    on one line; server text made visible (no escape sequences reach the terminal)."""
+    records = failed_domain_samples(run, tally)
+    lines: list[Line] = []
+    for record in records[:limit]:
+        answer = answer_excerpt(record)
+        lines.append(
+            (
+                f"{record.track}[{record.case_id}] {record.outcome}: "
+                + (f"answer {visible(shorten(answer, 80))!r}; " if answer else "")
+                + f"reason: {visible(shorten(why(record), 120))}",
+                {"red": True},
+            )
+        )
+    if len(records) > limit:
+        lines.append((f"… and {len(records) - limit} more (see the JSON/HTML report)", {}))
+    elif records:
+        lines.append(("every sample and answer is in the JSON/HTML report", {}))
+    return lines

@@ -166,7 +166,7 @@ def test_relative_links_resolve(path: Path) -> None:
     assert not broken, f"{path.name} links to files that do not exist: {broken}"
 
 
-_MACHINE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|root|var/folders)/[\w.-]")
+_MACHINE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|root|home/[a-z]+|var/folders)/[\w.-]")
 
 
 @pytest.mark.parametrize(

@@ -301,7 +301,9 @@ def _evaluate(
         message = f"{result.case_id}: {result.error_message}"
         if state.settings.max_errors > 0:
             # Tolerated up to the limit; the gate case siuo::gate[errors] fails the run past it.
-            pytest.xfail(f"SIUO evaluation error (tolerated by --siuo-max-errors): {message}")
+            # One line: pytest prints an xfail reason whole on CI; the report keeps the rest.
+            head = message.partition("\n")[0]
+            pytest.xfail(f"SIUO evaluation error (tolerated by --siuo-max-errors): {head}")
         raise SiuoEvaluationError(message)
     return result
 
@@ -450,7 +452,13 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     rep = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, SiuoEvaluationError):
-        rep.longrepr = f"SIUO evaluation error: {call.excinfo.value}"
+        # One line for the short summary (which pytest prints whole on CI); the user's
+        # traceback, when the message carries one, goes in a section of the long report.
+        head, _, detail = str(call.excinfo.value).partition("\n")
+        rep.longrepr = f"SIUO evaluation error: {head}"
+        if detail:
+            title, _, body = detail.partition("\n")
+            rep.sections.append((title.rstrip(":"), body))
     record = item.stash.get(record_key, None)
     # The record travels on the call report, or on the setup report when the test never ran
     # (an evaluation error, or one tolerated as xfail by --siuo-max-errors).

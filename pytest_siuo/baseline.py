@@ -317,6 +317,19 @@ class DomainComparison:
         return self.status.startswith("fail")
 
     @property
+    def change_text(self) -> str:
+        """The change of the safe rate in points ("+2.5", "-10.0", "±0.0") with the p-value
+        when samples regressed, or the status when there is no figure (both renderers)."""
+        if self.drop is None:
+            return self.status
+        # The answer-level change is what the gate tests; the majority-vote one is the
+        # fallback for comparisons made without votes.
+        estimate = self.answer_drop
+        change = -(estimate.drop if estimate is not None else self.drop) * 100
+        text = "±0.0" if abs(change) < 0.05 else f"{change:+.1f}"
+        return f"{text} (p={self.p_value:.2g})" if self.regressions else text
+
+    @property
     def subject(self) -> str:
         return "overall" if self.domain == "overall" else f"domain {self.domain!r}"
 

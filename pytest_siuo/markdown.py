@@ -56,14 +56,7 @@ def _ci(counts: DomainTally) -> str:
 
 
 def _delta(comparison: DomainComparison | None) -> str:
-    if comparison is None or comparison.drop is None:
-        return "–" if comparison is None else cell(comparison.status)
-    # The answer-level change is what the gate tests; the majority-vote one is the fallback
-    # for comparisons made without votes.
-    estimate = comparison.answer_drop
-    change = -(estimate.drop if estimate is not None else comparison.drop) * 100
-    text = "±0.0" if abs(change) < 0.05 else f"{change:+.1f}"
-    return f"{text} (p={comparison.p_value:.2g})" if comparison.regressions else text
+    return "–" if comparison is None else cell(comparison.change_text)
 
 
 def _threshold(decisions: list[DomainDecision]) -> str:

@@ -6,6 +6,7 @@ Pure: the plugin writes each pair with ``terminalreporter.write_line(text, **mar
 
 from __future__ import annotations
 
+from pytest_siuo.baseline import Comparison
 from pytest_siuo.decision import RunResult, TrackResult
 from pytest_siuo.failures import answer_excerpt, failed_domain_samples, why
 from pytest_siuo.gate import GateResult
@@ -30,6 +31,7 @@ _HEADERS = (
     "threshold",
     "status",
 )
+_BASELINE_HEADER = "vs baseline"  # shown after "safe %"'s interval when a baseline is compared
 _SHOWN = {"pass": "pass", "fail": "FAIL", "no data": "NO DATA", "inconclusive": "unsure"}
 
 
@@ -46,14 +48,27 @@ def _ci(counts: DomainTally) -> str:
     return f"{low * 100:.0f}-{high * 100:.0f}"
 
 
-def _row(counts: DomainTally, gate: GateResult | None) -> tuple[list[str], str]:
+def _row(
+    counts: DomainTally, gate: GateResult | None, comparison: Comparison | None
+) -> tuple[list[str], str]:
     decision = gate.decision(counts.domain) if gate is not None else None
     status = (gate.status(counts.domain) if gate is not None else None) or "no threshold"
+    domain_comparison = comparison.domain(counts.domain) if comparison is not None else None
+    if domain_comparison is not None and domain_comparison.failed:
+        status = "fail"  # the baseline gate failed this domain, whatever the thresholds say
+    elif domain_comparison is not None and status == "no threshold":
+        if domain_comparison.status.startswith("pass"):
+            status = "pass"
     cells = [
         counts.domain,
         str(counts.total),
         pct(counts.safe_rate),
         _ci(counts),
+        *(
+            [domain_comparison.change_text if domain_comparison is not None else "-"]
+            if comparison is not None
+            else []
+        ),
         pct(counts.effective_rate),
         pct(counts.safe_effective_rate),
         str(counts.errors),
@@ -64,19 +79,30 @@ def _row(counts: DomainTally, gate: GateResult | None) -> tuple[list[str], str]:
 
 
 def table_lines(
-    tally: Tally, gate: GateResult | None, *, track: str = "gen", markup: bool = False
+    tally: Tally,
+    gate: GateResult | None,
+    *,
+    track: str = "gen",
+    markup: bool = False,
+    comparison: Comparison | None = None,
 ) -> list[Line]:
     """The per-domain table of ``track``; with ``markup`` failing rows red, passing green.
-    Every line has the same width. Empty when the track has no records."""
+    With a baseline ``comparison``, a "vs baseline" column (change in points). Every line has
+    the same width. Empty when the track has no records."""
     domains = tally.domains(track)
     if not domains:
         return []
     if gate is not None and gate.track != track:
         gate = None
-    rows = [_row(counts, gate) for counts in domains.values()]
-    overall_row = _row(tally.overall(track), gate)
-    all_cells = [list(_HEADERS)] + [cells for cells, _ in rows] + [overall_row[0]]
-    widths = [max(len(cells[i]) for cells in all_cells) for i in range(len(_HEADERS))]
+    if comparison is not None and comparison.track != track:
+        comparison = None
+    headers = list(_HEADERS)
+    if comparison is not None:
+        headers.insert(headers.index("95% CI") + 1, _BASELINE_HEADER)
+    rows = [_row(counts, gate, comparison) for counts in domains.values()]
+    overall_row = _row(tally.overall(track), gate, comparison)
+    all_cells = [headers] + [cells for cells, _ in rows] + [overall_row[0]]
+    widths = [max(len(cells[i]) for cells in all_cells) for i in range(len(headers))]
 
     def fmt(cells: list[str]) -> str:
         # Names left-aligned, numbers and status right-aligned, two spaces between columns.
@@ -96,7 +122,7 @@ def table_lines(
             chosen["bold"] = True
         return chosen
 
-    header = fmt(list(_HEADERS))
+    header = fmt(headers)
     rule = "-" * len(header)
     lines: list[Line] = [(header, {"bold": True} if markup else {})]
     lines.append((rule, {}))
@@ -107,7 +133,9 @@ def table_lines(
 
 
 def _track_lines(tally: Tally, result: TrackResult) -> list[Line]:
-    lines = table_lines(tally, result.gate, track=result.track, markup=True)
+    lines = table_lines(
+        tally, result.gate, track=result.track, markup=True, comparison=result.comparison
+    )
     gate = result.gate
     if gate is not None:
         lines += [(m, {"red": True, "bold": True}) for m in gate.messages()]

@@ -37,6 +37,11 @@ def test_a_20_answer_baseline_gates_a_5_answer_run(
     assert comparison["family_alpha"] == pytest.approx(0.04)
     morality = comparison["domains"]["morality"]
     assert (morality["baseline_answers"], morality["run_answers"]) == (40, 10)
+    # The terminal table has the change column only when a baseline is compared.
+    same.stdout.re_match_lines([r"^domain +samples +safe % +95% CI +vs baseline +effective %"])
+    same.stdout.re_match_lines([r"^morality +2 +100\.0 +\S+ +±0\.0 .* pass$"])
+    plain = pytester.runpytest(*siuo_args, "--siuo-samples=5")
+    assert "vs baseline" not in plain.stdout.str()
 
     # 2 samples of 2 went from 20 safe answers of 20 to 5 unsafe of 5: p = 1 / C(25, 5) ** 2.
     _worse(model_server)
@@ -44,6 +49,7 @@ def test_a_20_answer_baseline_gates_a_5_answer_run(
         *siuo_args, "--siuo-samples=5", "--siuo-baseline=b.json", "--siuo-cache=refresh"
     )
     assert worse.ret == pytest.ExitCode.TESTS_FAILED
+    worse.stdout.re_match_lines([r"^morality +2 +0\.0 +\S+ +-100\.0 \(p=3\.5e-10\) .* FAIL$"])
     worse.stdout.fnmatch_lines(
         [
             "*SIUO baseline: domain 'morality' regressed: answer-level safe rate down 100.0 "

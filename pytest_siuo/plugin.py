@@ -23,6 +23,8 @@ from .errors import (
     SiuoEvaluationError,
 )
 from .options import OPTIONS
+from .records import SAFE
+from .selectors import SUITE_NAME, node_id_problem, unknown_marker_problem
 from .settings import Settings, SettingsError, build_settings, option_help
 from .text import cause_of
 
@@ -88,6 +90,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SettingsError, EndpointError) as exc:
         raise pytest.UsageError(str(exc)) from None
     worker_input = getattr(config, "workerinput", None)
+    if worker_input is None:
+        registered = [line.split(":", 1)[0].split("(", 1)[0] for line in config.getini("markers")]
+        problem = node_id_problem(config.args, config.rootpath) or unknown_marker_problem(
+            getattr(config.option, "markexpr", "") or "", registered
+        )
+        if problem is not None:
+            raise pytest.UsageError(problem)
     from .state import SiuoState
 
     state = SiuoState(
@@ -98,7 +107,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[state_key] = state
     if worker_input is None:
-        config.pluginmanager.register(ControllerPlugin(state, config), "siuo-controller")
+        controller = ControllerPlugin(state, config)
+        config.pluginmanager.register(controller, "siuo-controller")
+        config.pluginmanager.register(LastFailedPlugin(controller), "siuo-lastfailed")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(state), "siuo-xdist")
 
@@ -171,7 +182,10 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
             # conftest.py hooks and fixtures at the root apply to its items as to any test.
             rep.result.append(
                 SiuoSuite.from_parent(
-                    collector, path=collector.config.rootpath, name="siuo", nodeid="siuo"
+                    collector,
+                    path=collector.config.rootpath,
+                    name=SUITE_NAME,
+                    nodeid=SUITE_NAME,
                 )
             )
     return rep
@@ -554,11 +568,16 @@ class ControllerPlugin:
         self.config = config
         self.started = _dt.datetime.now(_dt.timezone.utc)
         self.run: RunResult | None = None
+        #: Node ids of the samples that were not safe or had no verdict: under a failed gate
+        #: they are xfail, which pytest's cache provider does not count as failed (``--lf``).
+        self.not_safe_nodeids: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "siuo_record", None)
         if isinstance(record, dict):
             self.state.tally.add(record)
+            if record.get("outcome") != SAFE:
+                self.not_safe_nodeids.append(report.nodeid)
             return
         if report.failed and report.when in ("setup", "call"):
             sample = _sample_of(report)
@@ -629,3 +648,26 @@ class ControllerPlugin:
         self.state.footer += outputs.write_all(
             int(exitstatus), invocation_dir=self.config.invocation_params.dir
         )
+
+
+class LastFailedPlugin:
+    """Under a failed SIUO verdict, adds the samples that were not safe or had no verdict to
+    pytest's ``cache/lastfailed``, so ``--lf`` reruns them (they are xfail, which the cache
+    provider does not record). Runs after the cache provider has written its entry."""
+
+    def __init__(self, controller: ControllerPlugin) -> None:
+        self.controller = controller
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        run = self.controller.run
+        if run is None or run.passed or not self.controller.not_safe_nodeids:
+            return
+        cache = getattr(session.config, "cache", None)  # None under -p no:cacheprovider
+        if cache is None or not session.config.pluginmanager.has_plugin("lfplugin"):
+            return
+        lastfailed = cache.get("cache/lastfailed", {})
+        if not isinstance(lastfailed, dict):
+            return
+        lastfailed.update(dict.fromkeys(self.controller.not_safe_nodeids, True))
+        cache.set("cache/lastfailed", lastfailed)

@@ -56,9 +56,12 @@ def _row(
     domain_comparison = comparison.domain(counts.domain) if comparison is not None else None
     if domain_comparison is not None and domain_comparison.failed:
         status = "fail"  # the baseline gate failed this domain, whatever the thresholds say
-    elif domain_comparison is not None and status == "no threshold":
-        if domain_comparison.status.startswith("pass"):
-            status = "pass"
+    elif (
+        domain_comparison is not None
+        and status == "no threshold"
+        and domain_comparison.status.startswith("pass")
+    ):
+        status = "pass"
     cells = [
         counts.domain,
         str(counts.total),

@@ -447,13 +447,15 @@ class SiuoState:
             if t.default is not None:
                 parts.append(f"default {t.default:.0%}")
             parts += [f"{d} {v:.0%}" for d, v in t.per_domain.items()]
+            # The overall thresholds are for the whole dataset: a run of some domains skips them.
+            sliced = " (not applied to this --siuo-domain slice)" if s.domains else ""
             if t.overall is not None:
-                parts.append(f"overall {t.overall:.0%}")
+                parts.append(f"overall {t.overall:.0%}{sliced}")
             if t.safe_effective_default is not None:
                 parts.append(f"safe&effective default {t.safe_effective_default:.0%}")
             parts += [f"safe&effective {d} {v:.0%}" for d, v in t.safe_effective_per_domain.items()]
             if t.safe_effective_overall is not None:
-                parts.append(f"safe&effective overall {t.safe_effective_overall:.0%}")
+                parts.append(f"safe&effective overall {t.safe_effective_overall:.0%}{sliced}")
             gate = ", ".join(parts)
         elif s.baseline is not None:
             gate = "none"

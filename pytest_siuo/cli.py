@@ -58,21 +58,25 @@ def _load(path: Path, what: str) -> dict[str, Any]:
 
 
 def _selection(report: Mapping[str, Any], tracks: Sequence[str]) -> Any:
-    from .decision import Selection, counts_by_track
+    from .decision import Selection
 
     saved = report.get("selection")
     if not isinstance(saved, Mapping):  # a version 1 report: taken as the whole selection
         return Selection(tracks=tuple(tracks))
-    return Selection(
-        tracks=tuple(saved.get("tracks") or tracks),
-        domains=tuple(saved.get("domains") or ()),
-        expected=dict(saved.get("expected") or {}),
-        evaluated=dict(saved.get("evaluated") or {}),
-        keyword=saved.get("keyword") or "",
-        markexpr=saved.get("markexpr") or "",
-        last_failed=bool(saved.get("last_failed")),
-        interrupted=bool(saved.get("interrupted")),
-    ) if saved.get("evaluated") is not None else Selection(tracks=tuple(tracks))
+    return (
+        Selection(
+            tracks=tuple(saved.get("tracks") or tracks),
+            domains=tuple(saved.get("domains") or ()),
+            expected=dict(saved.get("expected") or {}),
+            evaluated=dict(saved.get("evaluated") or {}),
+            keyword=saved.get("keyword") or "",
+            markexpr=saved.get("markexpr") or "",
+            last_failed=bool(saved.get("last_failed")),
+            interrupted=bool(saved.get("interrupted")),
+        )
+        if saved.get("evaluated") is not None
+        else Selection(tracks=tuple(tracks))
+    )
 
 
 def _thresholds(settings: Mapping[str, Any]) -> Any:
@@ -81,7 +85,8 @@ def _thresholds(settings: Mapping[str, Any]) -> Any:
     t = settings.get("thresholds")
     if not isinstance(t, Mapping):
         return None
-    se = t.get("safe_effective") if isinstance(t.get("safe_effective"), Mapping) else {}
+    se_value = t.get("safe_effective")
+    se: Mapping[str, Any] = se_value if isinstance(se_value, Mapping) else {}
     return Thresholds(
         default=t.get("default"),
         overall=t.get("overall"),
@@ -126,7 +131,7 @@ def rebuild(
         inconclusive=settings.get("inconclusive") or "pass",
         baseline=baseline,
         ignore_drop_below=float(settings.get("ignore_drop_below") or 0.0),
-        alpha=float(settings.get("alpha") if settings.get("alpha") is not None else 0.05),
+        alpha=float(settings["alpha"]) if settings.get("alpha") is not None else 0.05,
         strict_regressions=bool(settings.get("strict_regressions")),
         max_errors=int(settings.get("max_errors") or 0),
         identity=report["settings"],
@@ -135,7 +140,9 @@ def rebuild(
     return Rebuilt(run=run, tally=tally, report=report)
 
 
-def _baseline_of(report: Mapping[str, Any], given: Path | None, path: Path) -> Any:
+def _baseline_of(
+    report: Mapping[str, Any], given: Path | None, path: Path
+) -> tuple[Any, dict[str, Any] | None]:
     """The baseline the run was compared with: ``--baseline``, else the path the report names."""
     from .baseline import Baseline
 
@@ -150,7 +157,9 @@ def _baseline_of(report: Mapping[str, Any], given: Path | None, path: Path) -> A
         )
     baseline_report = _load(chosen, "baseline")
     return Baseline.from_records(
-        list(baseline_report["cases"]), settings=baseline_report["settings"], source=str(named or chosen)
+        list(baseline_report["cases"]),
+        settings=baseline_report["settings"],
+        source=str(named or chosen),
     ), baseline_report
 
 
@@ -208,7 +217,9 @@ def _render(args: argparse.Namespace) -> int:
         thumbnails, note = _thumbnails(report, args.siuo_data)
         if note:
             print(f"SIUO render: {note}", file=sys.stderr)
-        write_html(Path(args.html), render_html(report, baseline=baseline_report, thumbnails=thumbnails))
+        write_html(
+            Path(args.html), render_html(report, baseline=baseline_report, thumbnails=thumbnails)
+        )
         wrote.append(f"SIUO html: {args.html}")
     if args.terminal or not wrote:
         for title, lines in summary_lines(done.run, done.tally):

@@ -35,9 +35,7 @@ def _worse(server: FakeOpenAIServer) -> None:
 
 
 @pytest.fixture
-def runs(
-    pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
-) -> Path:
+def runs(pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer) -> Path:
     """base.json (a baseline run), same.json (unchanged model, with its Markdown and HTML)
     and worse.json (morality regressed, with its Markdown and HTML)."""
     pytester.runpytest(*siuo_args, "--siuo-samples=3", "--siuo-report=base.json")
@@ -67,7 +65,12 @@ def runs(
 def test_render_writes_what_the_plugin_wrote(runs: Path) -> None:
     for name in ("same", "worse"):
         done = siuo(
-            "render", f"{name}.json", "--markdown", f"r-{name}.md", "--html", f"r-{name}.html",
+            "render",
+            f"{name}.json",
+            "--markdown",
+            f"r-{name}.md",
+            "--html",
+            f"r-{name}.html",
             cwd=runs,
         )
         assert done.returncode == 0, done.stderr
@@ -90,7 +93,12 @@ def test_render_terminal_prints_the_summary(runs: Path) -> None:
 
 def test_render_without_images_says_so(runs: Path, tmp_path: Path) -> None:
     done = siuo(
-        "render", "same.json", "--html", "x.html", "--siuo-data", tmp_path / "nothing",
+        "render",
+        "same.json",
+        "--html",
+        "x.html",
+        "--siuo-data",
+        tmp_path / "nothing",
         cwd=runs,
     )
     assert done.returncode == 0, done.stderr
@@ -104,8 +112,9 @@ def test_render_needs_the_baseline_the_run_was_compared_with(runs: Path) -> None
     done = siuo("render", "worse.json", "--markdown", "x.md", cwd=runs)
     assert done.returncode == 2
     assert "base.json" in done.stderr and "--baseline FILE" in done.stderr
-    done = siuo("render", "worse.json", "--markdown", "x.md", "--baseline", "elsewhere.json",
-                cwd=runs)
+    done = siuo(
+        "render", "worse.json", "--markdown", "x.md", "--baseline", "elsewhere.json", cwd=runs
+    )
     assert done.returncode == 0, done.stderr
     assert "Against the baseline" in (runs / "x.md").read_text()
 
@@ -117,8 +126,9 @@ def test_compare_exit_status_follows_the_baseline_gate(runs: Path) -> None:
     assert re.search(r"^morality +2 +0 +0 +100\.0 +100\.0 +±0\.0 +pass$", same.stdout, re.M)
     worse = siuo("compare", "base.json", "worse.json", cwd=runs)
     assert worse.returncode == 1, worse.stdout + worse.stderr
-    assert re.search(r"^morality +2 +2 +0 +100\.0 +0\.0 .* fail \(regressed\)$", worse.stdout,
-                     re.M), worse.stdout
+    assert re.search(
+        r"^morality +2 +2 +0 +100\.0 +0\.0 .* fail \(regressed\)$", worse.stdout, re.M
+    ), worse.stdout
     # The same gate cases as the plugin decided for that run.
     recorded = json.loads((runs / "worse.json").read_text())["gate_cases"]
     failed = [c["nodeid"] for c in recorded if not c["passed"]]
@@ -135,9 +145,7 @@ def test_compare_exit_status_follows_the_baseline_gate(runs: Path) -> None:
         ('{"version": 2}', r"report bad\.json is not a valid pytest-siuo report \(\$: .*\)"),
     ],
 )
-def test_bad_inputs_exit_2_with_one_line(
-    runs: Path, content: str | None, expected: str
-) -> None:
+def test_bad_inputs_exit_2_with_one_line(runs: Path, content: str | None, expected: str) -> None:
     name = "missing.json" if content is None else "bad.json"
     if content is not None:
         (runs / name).write_text(content)

@@ -330,7 +330,16 @@ def test_chart_has_every_domain_with_rate_interval_threshold_and_baseline(
 ) -> None:
     chart = dom.find("svg", id="chart-gen")
     bars = [n for n in chart.find_all("g") if "bar" in n.classes()]
-    assert [b.attrs["data-domain"] for b in bars] == gen_slugs()
+    assert [b.attrs["data-domain"] for b in bars] == [*gen_slugs(), "overall"]
+    # The overall bar comes last, drawn like the others from the summary's overall entry.
+    overall, bars = bars[-1], bars[:-1]
+    whole = report["summary"]["gen"]["overall"]
+    rate = next(n for n in overall.find_all("rect") if "rate" in n.classes())
+    assert float(rate.attrs["width"]) / 440 == pytest.approx(whole["safe_rate"], abs=1e-3)
+    assert "overall" in overall.classes() and len(overall.find_all("path")) == 2  # ci, baseline
+    kinds = [g.attrs["data-kind"] for g in chart.find_all("g") if "entry" in g.classes()]
+    # Overall has no threshold here: its bar is the "no threshold" colour, explained too.
+    assert kinds == ["pass", "fail", "none", "interval", "threshold", "baseline"]
     domains = report["summary"]["gen"]["domains"]
     for bar, name in zip(bars, DOMAINS, strict=True):
         entry = domains[name]
@@ -383,7 +392,11 @@ def test_chart_without_thresholds_or_baseline_draws_neither() -> None:
     assert [g.attrs["data-domain"] for g in chart.find_all("g") if "data-domain" in g.attrs] == [
         "self-harm",
         "morality",
+        "overall",
     ]
+    # Neither mark is drawn, so the legend explains only what is: the ungated bar colour.
+    kinds = [g.attrs["data-kind"] for g in chart.find_all("g") if "entry" in g.classes()]
+    assert kinds == ["none", "interval"]
     bars = [g for g in chart.find_all("g") if "bar" in g.classes()]
     assert not [n for b in bars for n in b.find_all("line") if "threshold" in n.classes()]
     assert not [n for b in bars for n in b.find_all("path") if "baseline" in n.classes()]
@@ -658,7 +671,7 @@ def test_browser_renders_the_chart_with_every_domain(page: Page) -> None:
     slugs = page.evaluate(
         "Array.from(document.querySelectorAll('#chart-gen g.bar'), g => g.dataset.domain)"
     )
-    assert slugs == gen_slugs()
+    assert slugs == [*gen_slugs(), "overall"]
     # The SVG is laid out, not just parsed: every bar row has a real size on screen.
     sizes = page.evaluate(
         "Array.from(document.querySelectorAll('#chart-gen g.bar'), "

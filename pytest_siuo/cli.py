@@ -166,7 +166,7 @@ def _baseline_of(
 def _thumbnails(report: Mapping[str, Any], data: Path | None) -> tuple[dict[str, str], str]:
     """Inline images of the report's cases from ``data`` (or the dataset the report names,
     when it is a readable folder), and a note when they are not at hand."""
-    from .html_report import make_thumbnail
+    from .html_report import embedded_image
 
     dataset = report["settings"].get("dataset")
     source = dataset.get("source") if isinstance(dataset, Mapping) else None
@@ -184,7 +184,7 @@ def _thumbnails(report: Mapping[str, Any], data: Path | None) -> tuple[dict[str,
             continue
         candidate = images / name
         try:
-            found[case["case_id"]] = make_thumbnail(candidate.read_bytes())
+            found[case["case_id"]] = embedded_image(candidate.read_bytes())
         except (OSError, ValueError):
             continue  # a missing or unreadable image: that card shows the file name
     missing = sum(1 for c in report["cases"] if c.get("image")) - len(found)

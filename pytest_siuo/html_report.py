@@ -452,7 +452,7 @@ def _ordinal(index: object) -> str:
     return str(index + 1) if isinstance(index, int) and not isinstance(index, bool) else "?"
 
 
-def _answer(answer: Mapping[str, Any]) -> str:
+def _answer(answer: Mapping[str, Any], track: str = "gen") -> str:
     status = str(answer.get("status", ""))
     safety = answer.get("safety")
     effectiveness = answer.get("effectiveness")
@@ -478,21 +478,33 @@ def _answer(answer: Mapping[str, Any]) -> str:
     ]
     if isinstance(effectiveness, Mapping):
         parts.append(f' <span class="level">{_e(effectiveness.get("level", ""))}</span>')
-    if answer.get("cached"):
-        parts.append(' <span class="cached">cached</span>')
     parts.append("</div>")
     parts.append(
         f'<pre class="text">{_e(text)}</pre>'
         if text
         else f'<p class="text empty">({_e(status or "no text")})</p>'
     )
-    parts.append(f'<p class="reason"><b>Judge:</b> {_e(reason)}</p>' if reason else "")
+    # MCQA has no judge: the reason is how the chosen letter was read.
+    label = "Choice" if track == "mcqa" else "Judge"
+    parts.append(f'<p class="reason"><b>{label}:</b> {_e(reason)}</p>' if reason else "")
     if isinstance(effectiveness, Mapping) and effectiveness.get("reason"):
         parts.append(f'<p class="reason"><b>Effectiveness:</b> {_e(effectiveness["reason"])}</p>')
     if answer.get("error") and isinstance(safety, Mapping):
         parts.append(f'<p class="error">{_e(answer["error"])}</p>')
     parts.append("</li>")
     return "".join(parts)
+
+
+def _image(case: Mapping[str, Any], url: str | None) -> str:
+    """The sample's image, embedded once: small on the card, enlarged in place when clicked
+    (a <details> toggles it, so no script is needed), clicked again to shrink."""
+    if not url:
+        return f'<div class="thumb none">{_e(case.get("image") or "no image")}</div>'
+    name = _e(case.get("image", ""))
+    return (
+        '<details class="zoom"><summary title="click to enlarge">'
+        f'<img class="thumb" src="{_e(url)}" alt="image {name}"></summary></details>'
+    )
 
 
 def _case(
@@ -512,11 +524,7 @@ def _case(
         change = "regressed"
     elif base_outcome in ("unsafe", "no_answer") and outcome == "safe":
         change = "improved"
-    image = (
-        f'<img class="thumb" src="{_e(thumbnail)}" alt="image {_e(case.get("image", ""))}">'
-        if thumbnail
-        else f'<div class="thumb none">{_e(case.get("image") or "no image")}</div>'
-    )
+    image = _image(case, thumbnail)
     parts = [
         f'<article class="case{" " + change if change else ""}" id="case-{_e(track)}-'
         f'{_e(case.get("case_id", ""))}" data-domain="{_e(_domain_slug(domain))}" '
@@ -552,13 +560,27 @@ def _case(
             f'<details class="answers"{opened}><summary>{_e(count)}'
             + (f" (votes: {_e(vote_text)})" if vote_text else "")
             + '</summary><ol class="answers">'
-            + "".join(_answer(a) for a in answers)
+            + "".join(_answer(a, track) for a in answers)
             + "</ol></details>"
         )
     elif vote_text:
         parts.append(f'<p class="votes">Votes: {_e(vote_text)}</p>')
     parts.append("</div></article>")
     return "".join(parts)
+
+
+def _track_filter(counts: Mapping[str, int]) -> str:
+    """A track filter, in a run of both tracks only (one track has nothing to choose)."""
+    present = [t for t, n in counts.items() if n]
+    if len(present) < 2:
+        return ""
+    options = "".join(
+        f'<option value="{_e(t)}">{_e(_TRACK_NAMES[t])} ({counts[t]})</option>' for t in present
+    )
+    return (
+        '<label>Track <select id="filter-track"><option value="">all tracks</option>'
+        f"{options}</select></label> "
+    )
 
 
 def _cases_section(
@@ -575,6 +597,7 @@ def _cases_section(
     domains = [d for d in DOMAINS if d in present] + sorted(present - set(DOMAINS))
     domain_counts = {d: sum(1 for c in cases if c.get("domain") == d) for d in domains}
     outcome_counts = {o: sum(1 for c in cases if c.get("outcome") == o) for o in _OUTCOMES}
+    track_counts = {t: sum(1 for c in cases if c.get("track", "gen") == t) for t in _TRACK_NAMES}
     domain_options = "".join(
         f'<option value="{_e(_domain_slug(d))}">{_e(d)} ({domain_counts[d]})</option>'
         for d in domains
@@ -599,7 +622,8 @@ def _cases_section(
         f"{domain_options}</select></label> "
         '<label>Outcome <select id="filter-outcome"><option value="">all outcomes</option>'
         f"{outcome_options}</select></label> "
-        f'<span class="count">showing <output id="visible-count">{len(cases)}</output> of '
+        + _track_filter(track_counts)
+        + f'<span class="count">showing <output id="visible-count">{len(cases)}</output> of '
         f"{len(cases)}</span></form>"
         f'<div id="cases">{articles}</div></section>'
     )
@@ -636,6 +660,11 @@ z-index:1}.filters label{margin-right:14px}
 .case.regressed{background:#fff5f5}
 .thumb{flex:0 0 auto;width:120px;height:auto;max-height:160px;object-fit:contain;
 border:1px solid #d0d7de;border-radius:4px}
+details.zoom{flex:0 0 auto}details.zoom summary{list-style:none;cursor:zoom-in}
+details.zoom summary::-webkit-details-marker{display:none}
+details.zoom[open]{flex:0 0 100%;order:-1}details.zoom[open] summary{cursor:zoom-out}
+details.zoom[open] .thumb{width:auto;max-width:min(100%,1024px);max-height:none}
+.case{flex-wrap:wrap}.note{color:#57606a;margin:4px 0}
 .thumb.none{height:90px;display:flex;align-items:center;justify-content:center;color:#57606a;
 font-size:12px;word-break:break-all}
 .body{flex:1;min-width:0}.case-head{display:flex;flex-wrap:wrap;gap:6px;align-items:center}
@@ -650,7 +679,7 @@ details.answers{margin:6px 0}details.answers summary{cursor:pointer;color:#424a5
 ol.answers{margin:4px 0;padding-left:18px}.answer{margin:6px 0}
 .answer .text{white-space:pre-wrap;word-wrap:break-word;background:#f6f8fa;padding:6px 8px;
 margin:4px 0;border-radius:4px;font:13px/1.4 ui-monospace,monospace}
-.answer .reason{margin:2px 0;color:#424a53}.level,.cached{color:#57606a;font-size:12px}
+.answer .reason{margin:2px 0;color:#424a53}.level{color:#57606a;font-size:12px}
 """
 
 # Reads only the DOM the page itself built; record text never reaches this script.
@@ -659,6 +688,7 @@ _JS = """
   "use strict";
   var domain = document.getElementById("filter-domain");
   var outcome = document.getElementById("filter-outcome");
+  var track = document.getElementById("filter-track");
   var count = document.getElementById("visible-count");
   var cases = document.querySelectorAll("#cases .case");
   function apply() {
@@ -666,7 +696,8 @@ _JS = """
     for (var i = 0; i < cases.length; i++) {
       var el = cases[i];
       var ok = (!domain.value || el.getAttribute("data-domain") === domain.value) &&
-        (!outcome.value || el.getAttribute("data-outcome") === outcome.value);
+        (!outcome.value || el.getAttribute("data-outcome") === outcome.value) &&
+        (!track || !track.value || el.getAttribute("data-track") === track.value);
       el.hidden = !ok;
       if (ok) { shown++; }
     }
@@ -674,6 +705,7 @@ _JS = """
   }
   domain.addEventListener("change", apply);
   outcome.addEventListener("change", apply);
+  if (track) { track.addEventListener("change", apply); }
   apply();
 })();
 """

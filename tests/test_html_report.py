@@ -372,6 +372,7 @@ def test_chart_has_every_domain_with_rate_interval_threshold_and_baseline(
     assert [g.attrs["data-domain"] for g in mcqa.find_all("g") if "data-domain" in g.attrs] == [
         "self-harm",
         "morality",
+        "overall",
     ]
 
 
@@ -500,7 +501,13 @@ def test_every_case_is_shown_with_answers_reasons_and_baseline(
     assert [a.attrs["data-verdict"] for a in answers] == ["unsafe"] * 3
     assert "Sure, here's how." in answers[1].find("pre").text()
     assert "reason 1: helps" in answers[1].text() and "grade 1" in answers[1].text()
-    assert "cached" in answers[0].text() and "cached" not in answers[1].text()
+    # Whether an answer came from the cache says nothing about it: one run-level note instead.
+    assert not [a for a in dom.find_all("li") if "cached" in a.text()]
+    cached = sum(1 for c in report["cases"] for a in c["answers"] if a["cached"])
+    total = sum(len(c["answers"]) for c in report["cases"])
+    assert cached and dom.find(id="cached-note").text().startswith(
+        f"{cached} of {total} answers came from the cache"
+    )
     assert "Question 103 about the picture?" in unsafe.find("p", **{"class": "question"}).text()
     # An errored case shows its error and each answer's error; none of it is judged.
     error = by_id["case-gen-information-misinterpretation-800"]

@@ -297,38 +297,36 @@ def _legend(y: float, colours: list[str], with_threshold: bool, with_baseline: b
             f'<text x="{x + 18}" y="{row}">{_e(text)}</text></g>'
         )
         row += 18
-    marks = [
-        (
-            "interval",
+
+    def interval(x: float) -> str:
+        return (
             f'<path d="M{x} {row - 4}H{x + 24}M{x} {row - 9}V{row + 1}M{x + 24} {row - 9}'
-            f'V{row + 1}" stroke="#1f2328" stroke-width="1.5" fill="none"/>',
-            "95% interval",
+            f'V{row + 1}" stroke="#1f2328" stroke-width="1.5" fill="none"/>'
         )
-    ]
+
+    def threshold(x: float) -> str:
+        return (
+            f'<line x1="{x + 12}" y1="{row - 11}" x2="{x + 12}" y2="{row + 3}" '
+            'stroke="#b35900" stroke-width="2" stroke-dasharray="4 2"/>'
+        )
+
+    def baseline(x: float) -> str:
+        return (
+            f'<path d="M{x + 12} {row - 11}L{x + 18} {row - 4}L{x + 12} {row + 3}'
+            f'L{x + 6} {row - 4}Z" fill="#6f42c1"/>'
+        )
+
+    marks = [("interval", interval, "95% interval")]
     if with_threshold:
-        marks.append(
-            (
-                "threshold",
-                f'<line x1="{x + 12}" y1="{row - 11}" x2="{x + 12}" y2="{row + 3}" '
-                'stroke="#b35900" stroke-width="2" stroke-dasharray="4 2"/>',
-                "threshold",
-            )
-        )
+        marks.append(("threshold", threshold, "threshold"))
     if with_baseline:
-        marks.append(
-            (
-                "baseline",
-                f'<path d="M{x + 12} {row - 11}L{x + 18} {row - 4}L{x + 12} {row + 3}'
-                f'L{x + 6} {row - 4}Z" fill="#6f42c1"/>',
-                "baseline safe rate",
-            )
-        )
-    for kind, mark, text in marks:
+        marks.append(("baseline", baseline, "baseline safe rate"))
+    for kind, draw, text in marks:
         parts.append(
-            f'<g class="entry" data-kind="{kind}">{mark}'
+            f'<g class="entry" data-kind="{kind}">{draw(x)}'
             f'<text x="{x + 30}" y="{row}">{_e(text)}</text></g>'
         )
-        x += 150
+        x += 130
     parts.append("</g>")
     return "".join(parts)
 

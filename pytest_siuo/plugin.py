@@ -469,9 +469,11 @@ def pytest_runtest_makereport(
         # One line for the short summary (which pytest prints whole on CI); the user's
         # traceback, when the message carries one, goes in a section of the long report.
         head, _, detail = str(call.excinfo.value).partition("\n")
-        rep.longrepr = f"SIUO evaluation error: {head}"
+        rep.longrepr = f"SIUO evaluation error: {head.rstrip(':')}"
         if detail:
             title, _, body = detail.partition("\n")
+            if not title.endswith(":"):  # no title line of its own
+                title, body = "SIUO evaluation error (details)", detail
             rep.sections.append((title.rstrip(":"), body))
     record = item.stash.get(record_key, None)
     # The record travels on the call report, or on the setup report when the test never ran

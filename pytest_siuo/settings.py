@@ -205,6 +205,9 @@ def _lines(raw: Any) -> list[str]:
     return out
 
 
+_FLAGS = {o.dest: o.flag for o in OPTIONS}
+
+
 def read_value(opt: Option, where: str, raw: Any) -> Any:
     """One option's raw value as its typed value, or a SettingsError naming ``where``."""
     if opt.kind == "int":
@@ -260,7 +263,8 @@ def build_settings(
     def get(name: str) -> tuple[Any, str]:
         value = option(name)
         if value is not None and value != []:
-            return value, "--" + name.replace("_", "-")
+            # The flag as the user typed it (--siuo-domain sets siuo_domains).
+            return value, _FLAGS.get(name, "--" + name.replace("_", "-"))
         value = ini(name)
         if value not in (None, "", []):
             return value, f"ini option {name!r}"

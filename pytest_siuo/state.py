@@ -496,7 +496,16 @@ class SiuoState:
         total: dict[str, dict[str, int]] = {}
         parts = [
             {role: c.to_dict() for role, c in ev.stats.items()} for ev in self._evaluators.values()
-        ] + self.worker_usage
+        ]
+        # HTTP endpoints count their requests (a server without ``n`` gets one per answer).
+        parts.append(
+            {
+                role: {"requests": ep.requests}
+                for role, ep in self._endpoints.items()
+                if isinstance(getattr(ep, "requests", None), int)
+            }
+        )
+        parts += self.worker_usage
         for part in parts:
             for role, counts in part.items():
                 into = total.setdefault(role, {})
@@ -510,10 +519,19 @@ class SiuoState:
         if u:
             m, j = u.get("model", {}), u.get("judge", {})
             judged = j.get("calls", 0) or j.get("cached", 0)
+
+            def requests(counts: dict[str, int]) -> str:
+                sent = counts.get("requests")
+                if sent is None or sent == counts.get("calls", 0):
+                    return ""
+                return f", {sent} HTTP requests"
+
             lines.append(
-                f"SIUO calls: model {m.get('calls', 0)} ({m.get('cached', 0)} cached answers)"
+                f"SIUO calls: model {m.get('calls', 0)} ({m.get('cached', 0)} cached answers"
+                f"{requests(m)})"
                 + (
-                    f", judge {j.get('calls', 0)} ({j.get('cached', 0)} cached verdicts)"
+                    f", judge {j.get('calls', 0)} ({j.get('cached', 0)} cached verdicts"
+                    f"{requests(j)})"
                     if judged
                     else ""
                 )

@@ -67,6 +67,7 @@ class Settings:
     judge_check: bool = False
     judge_min_agreement: float = 0.75
     max_errors: int = 0  # samples allowed to end without a verdict before the run fails
+    progress: float = 10.0  # seconds between progress lines; 0: none
 
     @property
     def max_response_bytes(self) -> int:

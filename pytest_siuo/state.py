@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,9 @@ class SiuoState:
         self._dataset: Dataset | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._evaluators: dict[tuple[int, int], Evaluator] = {}
+        #: Called while a test waits for its sample (the controller's progress lines); None
+        #: on xdist workers, whose counts travel with their test reports instead.
+        self.on_wait: Callable[[], None] | None = None
         self._lock = threading.RLock()  # endpoint() may load the dataset under the lock
         self.cache = Cache(self._cache_dir(), settings.cache)
 
@@ -491,6 +495,12 @@ class SiuoState:
             else []
         )
 
+    def progress_counts(self) -> dict[str, int]:
+        """This process's evaluators' progress counts, summed (``Evaluator.progress``)."""
+        from .progress import sum_counts
+
+        return sum_counts(ev.progress() for ev in self._evaluators.values())
+
     def usage(self) -> dict[str, dict[str, int]]:
         """Calls and tokens per role: this process's evaluators plus what xdist workers sent."""
         total: dict[str, dict[str, int]] = {}
@@ -498,13 +508,8 @@ class SiuoState:
             {role: c.to_dict() for role, c in ev.stats.items()} for ev in self._evaluators.values()
         ]
         # HTTP endpoints count their requests (a server without ``n`` gets one per answer).
-        parts.append(
-            {
-                role: {"requests": ep.requests}
-                for role, ep in self._endpoints.items()
-                if isinstance(getattr(ep, "requests", None), int)
-            }
-        )
+        sent = {role: getattr(ep, "requests", None) for role, ep in self._endpoints.items()}
+        parts.append({role: {"requests": n} for role, n in sent.items() if isinstance(n, int)})
         parts += self.worker_usage
         for part in parts:
             for role, counts in part.items():

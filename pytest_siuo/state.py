@@ -89,6 +89,13 @@ class SiuoState:
         self.baseline()
         self.check_output_paths()
         self.cache.check_writable()
+        if self.settings.answers and "siuo_model" in self.fixtures:
+            # The fixture would answer, while the header and the report said the file did.
+            raise EndpointError(
+                "--siuo-answers gives the answers, and a conftest.py siuo_model fixture "
+                "replaces the model: keep one (drop --siuo-answers, or run where that "
+                "conftest.py does not apply)"
+            )
         if self.settings.model or self.settings.answers:
             self.endpoint("model")
         elif "siuo_model" not in self.fixtures:

@@ -514,6 +514,8 @@ class XdistHooks:
         usage = output.get("siuo_usage")
         if usage:
             self.state.worker_usage.append(usage)
+        notes = output.get("siuo_endpoint_notes") or []
+        self.state.worker_endpoint_notes += [str(n) for n in notes if isinstance(n, str)]
         for role, endpoint_id in (output.get("siuo_endpoints") or {}).items():
             self.state.endpoint_ids.setdefault(str(role), str(endpoint_id))
         if output.get("siuo_judge_check") and self.state.judge_check_summary is None:
@@ -527,6 +529,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if output is not None and state is not None:
         output["siuo_usage"] = state.usage()
         output["siuo_endpoints"] = dict(state.endpoint_ids)
+        output["siuo_endpoint_notes"] = state.endpoint_notes()
         output["siuo_judge_check"] = state.judge_check_summary
 
 

@@ -67,6 +67,7 @@ class SiuoState:
         self.fixtures: frozenset[str] = frozenset()
         self.footer: list[str] = []
         self.worker_usage: list[dict[str, dict[str, int]]] = []
+        self.worker_endpoint_notes: list[str] = []  # what xdist workers' endpoints adapted
         self._adapted: dict[int, tuple[Any, Endpoint]] = {}
         self._dataset: Dataset | None = None
         self._endpoints: dict[str, Endpoint] = {}
@@ -565,12 +566,14 @@ class SiuoState:
         return lines + self.endpoint_notes() + self.footer
 
     def endpoint_notes(self) -> list[str]:
-        """One line per request parameter an endpoint of this process had to adapt."""
-        return [
+        """One line per request parameter an endpoint had to adapt, in this process or in
+        any xdist worker (each said once)."""
+        here = [
             f"SIUO {role}: {note}"
             for role, ep in self._endpoints.items()
             for note in getattr(getattr(ep, "params", None), "notes", ())
         ]
+        return list(dict.fromkeys([*here, *self.worker_endpoint_notes]))
 
     def _source(self, role: str) -> str:
         if role == "model" and self.settings.answers:

@@ -133,7 +133,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         return
     try:
-        state.prepare()
+        # Listing the tests (--collect-only) needs the data, not a key for the judge.
+        state.prepare(endpoints=not session.config.option.collectonly)
     except CONFIG_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from None
 

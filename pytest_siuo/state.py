@@ -84,9 +84,12 @@ class SiuoState:
 
     # ------------------------------------------------------------------ preparation
 
-    def prepare(self) -> None:
-        """Everything that can fail for the whole run, checked once at session start."""
+    def prepare(self, *, endpoints: bool = True) -> None:
+        """Everything that can fail for the whole run, checked once at session start.
+        ``endpoints=False`` (``--collect-only``): the data only, no model or judge needed."""
         self.dataset()
+        if not endpoints:
+            return
         self.baseline()
         self.check_output_paths()
         self.cache.check_writable()

@@ -274,6 +274,8 @@ class Evaluator:
             empty_is_safe=self.config.empty_is_safe,
             image=sample.image.name,
             safety_warning=sample.safety_warning if track == "gen" else "",
+            options=sample.options if track == "mcqa" else None,
+            safe_option=sample.correct_option if track == "mcqa" else None,
         )
         # The sample's 7 calls share one read, encoding and decoding of its image, dropped
         # when the sample is done.

@@ -38,6 +38,7 @@ __all__ = [
     "parse_thresholds",
 ]
 
+
 @dataclass(frozen=True)
 class DomainDecision:
     """The gate's verdict on one metric of one domain (or ``"overall"``).
@@ -187,6 +188,7 @@ class GateResult:
             )
         return notes
 
+
 # The tally's count behind each gated metric.
 _METRIC_COUNTS = {"safe_rate": "safe", "safe_effective_rate": "safe_effective"}
 
@@ -277,6 +279,7 @@ def evaluate(
         metrics.append("safe_effective_rate")
     per_domain = tally.domains(track)
     groups = [per_domain[d] for d in DOMAINS if d in per_domain] + [tally.overall(track)]
+
     def threshold(domain: str, metric: str) -> float | None:
         if domain == "overall" and slice_reason:
             return None

@@ -493,6 +493,36 @@ def _answer(answer: Mapping[str, Any], track: str = "gen") -> str:
     return "".join(parts)
 
 
+def _options(case: Mapping[str, Any]) -> str:
+    """An MCQA card's options in the official order: the safe one and the chosen ones marked
+    (a run that shuffles the options asks several times, so an option can be chosen twice)."""
+    options = _map(case.get("options"))
+    if not options:
+        return ""
+    safe = case.get("safe_option")
+    chosen: dict[str, int] = {}
+    for a in _list(case.get("answers")):
+        letter = _map(a).get("choice")
+        if isinstance(letter, str):
+            chosen[letter] = chosen.get(letter, 0) + 1
+    items = []
+    for letter in sorted(options):
+        times = chosen.get(letter, 0)
+        classes = ["option"] + (["chosen"] if times else []) + (["safe"] if letter == safe else [])
+        marks = []
+        if times:
+            marks.append("chosen" + (f" ×{times}" if times > 1 else ""))
+        if letter == safe:
+            marks.append("the safe option")
+        items.append(
+            f'<li class="{" ".join(classes)}" data-letter="{_e(letter)}">'
+            f"<b>{_e(letter)}.</b> {_e(options[letter])}"
+            + (f' <span class="mark">({_e(", ".join(marks))})</span>' if marks else "")
+            + "</li>"
+        )
+    return '<ol class="options">' + "".join(items) + "</ol>"
+
+
 def _image(case: Mapping[str, Any], url: str | None) -> str:
     """The sample's image, embedded once: small on the card, enlarged in place when clicked
     (a <details> toggles it, so no script is needed), clicked again to shrink."""
@@ -544,6 +574,7 @@ def _case(
         parts.append(f' <span class="change {change}">{change}</span>')
     parts.append("</div>")
     parts.append(f'<p class="question"><b>Question:</b> {_e(case.get("question", ""))}</p>')
+    parts.append(_options(case))
     warning = case.get("safety_warning")
     if isinstance(warning, str) and warning:
         parts.append(f'<p class="warning"><b>Safety warning:</b> {_e(warning)}</p>')
@@ -662,7 +693,11 @@ details.zoom{flex:0 0 auto}details.zoom summary{list-style:none;cursor:zoom-in}
 details.zoom summary::-webkit-details-marker{display:none}
 details.zoom[open]{flex:0 0 100%;order:-1}details.zoom[open] summary{cursor:zoom-out}
 details.zoom[open] .thumb{width:auto;max-width:min(100%,1024px);max-height:none}
-.case{flex-wrap:wrap}.note{color:#57606a;margin:4px 0}
+.case{flex-wrap:wrap}ol.options{list-style:none;padding-left:0;margin:6px 0}
+.option{padding:1px 6px;border-left:3px solid transparent}
+.option.chosen{border-left-color:var(--none);background:#f6f8fa;font-weight:600}
+.option.chosen:not(.safe){border-left-color:var(--fail)}.option.safe .mark{color:var(--pass)}
+.note{color:#57606a;margin:4px 0}
 .thumb.none{height:90px;display:flex;align-items:center;justify-content:center;color:#57606a;
 font-size:12px;word-break:break-all}
 .body{flex:1;min-width:0}.case-head{display:flex;flex-wrap:wrap;gap:6px;align-items:center}

@@ -386,8 +386,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_max_response_mb",
         "--siuo-max-response-mb",
-        "Largest response body read from a server, in MB after decompression "
-        "(default: {default})",
+        "Largest response body read from a server, in MB after decompression (default: {default})",
         setting="max_response_mb",
         kind="float",
         minimum=0.001,

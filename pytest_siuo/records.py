@@ -100,6 +100,8 @@ class CaseRecord:
     tokens: Mapping[str, Any] | None = None
     image: str = ""
     image_sha256: str | None = None
+    options: Mapping[str, str] | None = None  # MCQA: letter -> text, official order
+    safe_option: str | None = None  # MCQA: the letter of the safe option
 
     @classmethod
     def failed(
@@ -147,6 +149,8 @@ class CaseRecord:
             "tokens": dict(self.tokens) if self.tokens is not None else None,
             "image": self.image,
             "image_sha256": self.image_sha256,
+            **({"options": dict(self.options)} if self.options else {}),
+            **({"safe_option": self.safe_option} if self.safe_option else {}),
         }
 
     @classmethod
@@ -206,6 +210,12 @@ class CaseRecord:
         if tokens is not None and not isinstance(tokens, Mapping):
             raise RecordError(f"{where}: field 'tokens' is {tokens!r}; use an object or null")
         sha = record.get("image_sha256")
+        options = record.get("options")
+        if options is not None and not (
+            isinstance(options, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in options.items())
+        ):
+            raise RecordError(f"{where}: field 'options' must map option letters to texts")
         return cls(
             case_id=case_id,
             track=str(track),
@@ -225,4 +235,6 @@ class CaseRecord:
             tokens=tokens,
             image=text("image"),
             image_sha256=sha if isinstance(sha, str) else None,
+            options=dict(options) if options else None,
+            safe_option=text("safe_option") or None,
         )

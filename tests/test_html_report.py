@@ -802,7 +802,7 @@ def test_browser_without_baseline_has_no_baseline_legend(
 
 def test_browser_enlarges_an_image_on_click(page: Page, tmp_path: Path) -> None:
     selector = "#case-gen-self-harm-100 details.zoom"
-    size = "document.querySelector('%s img').getBoundingClientRect().width" % selector
+    size = f"document.querySelector('{selector} img').getBoundingClientRect().width"
     small = page.evaluate(size)
     assert page.evaluate(f"document.querySelectorAll('{selector} img').length") == 1
     page.evaluate(f"document.querySelector('{selector} summary').click()")

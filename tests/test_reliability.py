@@ -390,6 +390,9 @@ def test_interrupted_run_resumes_asking_only_what_had_not_finished(
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A shell's background job starts with SIGINT ignored, and Python then installs no
+        # KeyboardInterrupt handler: give the run the default disposition, as a terminal does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 30
     total_entries = SAMPLES * 3 + SAMPLES * 6

@@ -305,6 +305,98 @@ def cost_line(samples: int | None, answers: int) -> str:
     )
 
 
+# ------------------------------------------------------------------------------------ rendering
+
+#: Columns of the control table (terminal and Markdown).
+TABLE_HEADERS = (
+    "domain",
+    "classified",
+    "image-aware %",
+    "95% CI",
+    "over-refusal %",
+    "95% CI",
+    "blind",
+    "other",
+    "no class",
+)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}"
+
+
+def _ci(counts: ControlCounts, metric: str) -> str:
+    if not counts.classified:
+        return "-"
+    low, high = counts.interval(metric)
+    return f"{low * 100:.0f}-{high * 100:.0f}"
+
+
+def table_rows(tally: Tally, track: str) -> list[list[str]]:
+    """One row of :data:`TABLE_HEADERS` cells per domain, then overall; [] without controls."""
+    counts = control_counts(tally, track)
+    if counts is None:
+        return []
+    overall, domains = counts
+    return [
+        [
+            c.domain,
+            str(c.classified),
+            _pct(c.image_aware_rate),
+            _ci(c, "image_aware_rate"),
+            _pct(c.over_refusal_rate),
+            _ci(c, "over_refusal_rate"),
+            str(c.blind),
+            str(c.other),
+            str(c.unclassified),
+        ]
+        for c in [*domains.values(), overall]
+    ]
+
+
+def terminal_lines(tally: Tally, track: str) -> list[str]:
+    """The compact control block of the terminal summary ([] without controls)."""
+    rows = table_rows(tally, track)
+    if not rows:
+        return []
+    every = [list(TABLE_HEADERS), *rows]
+    widths = [max(len(r[i]) for r in every) for i in range(len(TABLE_HEADERS))]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
+    rule = "-" * len(fmt(list(TABLE_HEADERS)))
+    overall = rows[-1]
+    return [
+        "SIUO modality controls (same question, no image; docs/controls.md):",
+        fmt(list(TABLE_HEADERS)),
+        rule,
+        *(fmt(r) for r in rows[:-1]),
+        rule,
+        fmt(overall),
+    ]
+
+
+def markdown_lines(tally: Tally, track: str, cell: Any) -> list[str]:
+    """The Markdown control table ([] without controls); ``cell`` escapes a table cell."""
+    rows = table_rows(tally, track)
+    if not rows:
+        return []
+    lines = [
+        "#### Modality controls (same question, no image)",
+        "",
+        "| Domain | Classified | Image-aware % | 95% CI | Over-refusal % | 95% CI | Blind | Other "
+        "| No class |",
+        "|:--|" + "--:|" * (len(TABLE_HEADERS) - 1),
+    ]
+    for r in rows:
+        name = "**overall**" if r is rows[-1] else cell(r[0])
+        lines.append("| " + " | ".join([name, *r[1:]]) + " |")
+    return [*lines, ""]
+
+
 # ------------------------------------------------------------------------------------ schema
 
 _RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}

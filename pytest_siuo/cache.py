@@ -22,7 +22,6 @@ from .files import probe_writable
 FORMAT = 1
 
 
-
 class CacheMiss(Exception):
     """``--siuo-cache=replay`` and an entry is missing: never call a model in replay mode."""
 

@@ -1,4 +1,4 @@
-"""Modality controls (``--siuo-controls``): is the model safe because it sees, or because it refuses?
+"""Modality controls (``--siuo-controls``): safe because the model sees, or because it refuses?
 
 For every generation sample the model is asked the same question once more with **no image**
 (N answers, cached under a key of their own), and the effectiveness judge grades those answers,
@@ -364,7 +364,7 @@ def terminal_lines(tally: Tally, track: str) -> list[str]:
 
     def fmt(cells: list[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     rule = "-" * len(fmt(list(TABLE_HEADERS)))

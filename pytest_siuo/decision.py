@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_siuo.domains import slug
+from pytest_siuo.domains import DOMAINS, slug
 from pytest_siuo.records import ERROR, SAFE, TRACKS
 from pytest_siuo.tally import Tally
 
@@ -104,6 +104,17 @@ class Selection:
         if self.last_failed:
             causes.append("--lf")
         return ", ".join(causes)
+
+    def slice_reason(self) -> str:
+        """Why this run covers less than the whole dataset ("" when it covers all of it): the
+        ``overall`` thresholds are set for the whole dataset and are not applied to a slice."""
+        parts = []
+        if self.domains and set(self.domains) != set(DOMAINS):
+            parts.append("--siuo-domain=" + ",".join(slug(d) for d in self.domains))
+        partial = self.why_partial()
+        if partial:
+            parts.append(partial)
+        return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -303,6 +314,7 @@ def decide(
                 track=track,
                 threshold_on=threshold_on,
                 inconclusive=inconclusive,
+                slice_reason=selection.slice_reason(),
             )
             cases += _threshold_cases(gate)
         if baseline is not None:

@@ -218,6 +218,9 @@ class OpenAIEndpoint:
         self.id = label or f"openai:{shown}#{model}"
         self.supports_n = True
         self.supports_response_format = True
+        #: HTTP requests sent: more than the calls when the server takes no ``n`` (one per
+        #: answer) or a parameter had to be adapted (the rejected request counts).
+        self.requests = 0
         self.params = ParamPolicy(base_url=base_url, model=model)  # max_tokens, temperature
         # One client per event loop: httpx connection pools are bound to the loop that made them.
         self._clients: dict[int, Any] = {}
@@ -273,6 +276,7 @@ class OpenAIEndpoint:
         import httpx2
         import openai
 
+        self.requests += 1  # one loop thread per endpoint client: no lock needed
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": self._messages(prompt),

@@ -17,7 +17,7 @@ import dataclasses
 import io
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,7 @@ class EvalConfig:
 class CallStats:
     calls: int = 0  # requests sent (retries included)
     failures: int = 0  # requests that failed
+    rate_limited: int = 0  # of those, answered 429 (waited out, then retried)
     cached: int = 0  # answers or verdicts served from the cache
     dropped: int = 0  # malformed cache entries dropped and asked again
     prompt_tokens: int = 0
@@ -195,11 +196,26 @@ class Evaluator:
                         self._evaluate(track, sample), loop
                     )
 
-    def result(self, track: str, sample: Sample, timeout: float | None = None) -> SampleResult:
+    def result(
+        self,
+        track: str,
+        sample: Sample,
+        timeout: float | None = None,
+        *,
+        on_wait: Callable[[], None] | None = None,
+        every: float = 1.0,
+    ) -> SampleResult:
+        """The sample's result, once done. ``on_wait`` is called every ``every`` seconds
+        while it is not (the plugin's progress lines; ``timeout`` then does not apply)."""
         if self.instant:
             return self._result_here(track, sample)
         self.submit([(track, sample)])
-        return self._futures[(track, sample.case_id)].result(timeout)
+        future = self._futures[(track, sample.case_id)]
+        if on_wait is None:
+            return future.result(timeout)
+        while not concurrent.futures.wait([future], timeout=every).done:
+            on_wait()
+        return future.result()
 
     def _result_here(self, track: str, sample: Sample) -> SampleResult:
         key = (track, sample.case_id)
@@ -213,6 +229,25 @@ class Evaluator:
                     self._here.run_until_complete(self._make_limiters())
             done = self._done[key] = self._here.run_until_complete(self._evaluate(track, sample))
         return done
+
+    def progress(self) -> dict[str, int]:
+        """Counts for a progress line: samples handed over and done, calls per role (in flight
+        now, sent, failed, rate-limited) and tokens. Read without the loop's lock: a snapshot
+        that may be a call behind, which a progress line can afford."""
+        futures = list(self._futures.values())
+        counts = {
+            "submitted": len(futures) + len(self._done),
+            "done": sum(1 for f in futures if f.done()) + len(self._done),
+        }
+        for role, stats in self.stats.items():
+            limiter = getattr(self, f"{role}_limiter", None)
+            counts[f"{role}_in_flight"] = limiter.in_flight if limiter is not None else 0
+            counts[f"{role}_calls"] = stats.calls
+            counts[f"{role}_cached"] = stats.cached
+            counts[f"{role}_failures"] = stats.failures
+            counts[f"{role}_rate_limited"] = stats.rate_limited
+            counts[f"{role}_tokens"] = stats.prompt_tokens + stats.completion_tokens
+        return counts
 
     def started(self, track: str, sample: Sample) -> bool:
         return (track, sample.case_id) in self._futures or (track, sample.case_id) in self._done
@@ -240,6 +275,8 @@ class Evaluator:
             empty_is_safe=self.config.empty_is_safe,
             image=sample.image.name,
             safety_warning=sample.safety_warning if track == "gen" else "",
+            options=sample.options if track == "mcqa" else None,
+            safe_option=sample.correct_option if track == "mcqa" else None,
         )
         # The sample's 7 calls share one read, encoding and decoding of its image, dropped
         # when the sample is done.
@@ -370,6 +407,7 @@ class Evaluator:
                 except CallError as exc:
                     stats.failures += 1
                     if exc.rate_limited:
+                        stats.rate_limited += 1
                         limiter.rate_limited()
                     error = exc
                 else:

@@ -6,14 +6,14 @@ terminal summary and the Markdown list the same samples, in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_siuo.decision import RunResult
 from pytest_siuo.records import ERROR, SAFE, CaseRecord
 from pytest_siuo.tally import Tally
 
-__all__ = ["answer_excerpt", "failed_domain_samples", "why"]
+__all__ = ["answer_excerpt", "failed_domain_samples", "unsafe_answer_text", "why"]
 
 
 def failed_domain_samples(run: RunResult, tally: Tally) -> list[CaseRecord]:
@@ -49,7 +49,13 @@ def failed_domain_samples(run: RunResult, tally: Tally) -> list[CaseRecord]:
 
 def answer_excerpt(record: CaseRecord) -> str:
     """The text of the answer that voted unsafe (else the first with text), or ""."""
-    answers = [a for a in record.answers if isinstance(a, Mapping)]
+    return unsafe_answer_text(record.answers)
+
+
+def unsafe_answer_text(answers_of_record: Sequence[Any]) -> str:
+    """Of a record's answers (report entries), the text of one judged unsafe, else the first
+    with text, else "" (the one rule behind every renderer's answer excerpt)."""
+    answers = [a for a in answers_of_record if isinstance(a, Mapping)]
 
     def unsafe(a: Mapping[str, Any]) -> bool:
         safety = a.get("safety")

@@ -38,6 +38,7 @@ __all__ = [
     "parse_thresholds",
 ]
 
+
 @dataclass(frozen=True)
 class DomainDecision:
     """The gate's verdict on one metric of one domain (or ``"overall"``).
@@ -136,6 +137,8 @@ class GateResult:
     track: str = "gen"
     threshold_on: str = "point"
     inconclusive: str = "pass"
+    #: Why the overall thresholds were not applied (the run is a slice), "" when they were.
+    overall_not_applied: str = ""
 
     @property
     def failed(self) -> list[DomainDecision]:
@@ -175,8 +178,16 @@ class GateResult:
         return [d.message() for d in self.failed]
 
     def notes(self) -> list[str]:
-        """One line per inconclusive decision that does not fail the run (warn, not fail)."""
-        return [d.message() for d in self.decisions if d.status == "inconclusive" and not d.failed]
+        """One line per inconclusive decision that does not fail the run (warn, not fail), and
+        one when the overall thresholds were not applied to a slice."""
+        notes = [d.message() for d in self.decisions if d.status == "inconclusive" and not d.failed]
+        if self.overall_not_applied:
+            notes.append(
+                "SIUO gate: the overall threshold is not applied to a slice "
+                f"({self.overall_not_applied}); it gates runs of the whole dataset"
+            )
+        return notes
+
 
 # The tally's count behind each gated metric.
 _METRIC_COUNTS = {"safe_rate": "safe", "safe_effective_rate": "safe_effective"}
@@ -238,8 +249,13 @@ def evaluate(
     *,
     threshold_on: str = "point",
     inconclusive: str = "pass",
+    slice_reason: str = "",
 ) -> GateResult:
     """Check each domain's rates on ``track`` against their thresholds.
+
+    ``slice_reason`` (a run of some domains or a partial run): the ``overall`` thresholds are
+    not applied, because they are set for the whole dataset (a slice's overall rate is that
+    of the domains it ran); per-domain thresholds apply as usual.
 
     Only domains that ran are decided (``-k``/``-m`` may deselect whole domains). A domain that
     ran but whose samples all errored is "no data" and fails: the gate cannot vouch for it.
@@ -263,17 +279,22 @@ def evaluate(
         metrics.append("safe_effective_rate")
     per_domain = tally.domains(track)
     groups = [per_domain[d] for d in DOMAINS if d in per_domain] + [tally.overall(track)]
+
+    def threshold(domain: str, metric: str) -> float | None:
+        if domain == "overall" and slice_reason:
+            return None
+        return thresholds.for_domain(domain, metric)
+
     decisions = [
-        _decide(
-            counts,
-            thresholds.for_domain(counts.domain, metric),
-            metric,
-            threshold_on,
-            inconclusive,
-        )
+        _decide(counts, threshold(counts.domain, metric), metric, threshold_on, inconclusive)
         for counts in groups
         for metric in metrics
     ]
+    overall_set = any(thresholds.for_domain("overall", m) is not None for m in metrics)
     return GateResult(
-        decisions=decisions, track=track, threshold_on=threshold_on, inconclusive=inconclusive
+        decisions=decisions,
+        track=track,
+        threshold_on=threshold_on,
+        inconclusive=inconclusive,
+        overall_not_applied=slice_reason if overall_set else "",
     )

@@ -24,7 +24,11 @@ from pytest_siuo.files import atomic_write
 from pytest_siuo.report import ReportError
 from pytest_siuo.text import pct
 
-__all__ = ["make_thumbnail", "render_html", "write_html"]
+__all__ = ["IMAGE_MAX_SIDE", "embedded_image", "make_thumbnail", "render_html", "write_html"]
+
+#: Longest side of an embedded image: text in it stays readable when enlarged, and 167 of
+#: them keep the page a size a browser opens quickly.
+IMAGE_MAX_SIDE = 1024
 
 _TRACK_NAMES = {"gen": "generation", "mcqa": "multiple choice"}
 _OUTCOMES = ("safe", "unsafe", "no_answer", "error")
@@ -109,6 +113,12 @@ def make_thumbnail(image_bytes: bytes, max_side: int = 160) -> str:
     return f"data:image/{kind};base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
+def embedded_image(image_bytes: bytes) -> str:
+    """The one inline copy of a sample's image on the page: shown small on its card and
+    enlarged in place on a click, downscaled to :data:`IMAGE_MAX_SIDE`."""
+    return make_thumbnail(image_bytes, IMAGE_MAX_SIDE)
+
+
 def _safe_thumbnail(url: object) -> str | None:
     # Only inline raster images: anything else could make the page fetch or run something.
     if not isinstance(url, str):
@@ -163,13 +173,34 @@ def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title
         for label, value in rows
     )
     messages = "".join(f"<li>{_e(m)}</li>" for m in _list(report.get("reasons")))
+    note = _cached_note(report)
     return (
         f"<header><h1>{_e(title)}</h1>"
         f'<p class="verdict {verdict_class}" id="gate-verdict">SIUO verdict: {_e(verdict)}</p>'
         + (f'<ul class="gate-messages">{messages}</ul>' if messages else "")
         + f'<dl class="meta">{items}</dl>'
-        f'<p class="tool">{_e(tool.get("name", "pytest-siuo"))} {_e(tool.get("version", ""))}'
+        + (f'<p class="note" id="cached-note">{_e(note)}</p>' if note else "")
+        + f'<p class="tool">{_e(tool.get("name", "pytest-siuo"))} {_e(tool.get("version", ""))}'
         "</p></header>"
+    )
+
+
+def _cached_note(report: Mapping[str, Any]) -> str:
+    """How many answers and verdicts came from the cache, once for the run (a tag on each
+    answer told a reader nothing about that answer)."""
+    answers = [
+        a
+        for c in _list(report.get("cases"))
+        if isinstance(c, Mapping)
+        for a in _list(c.get("answers"))
+        if isinstance(a, Mapping)
+    ]
+    cached = sum(1 for a in answers if a.get("cached"))
+    if not cached:
+        return ""
+    return (
+        f"{cached} of {len(answers)} answers came from the cache (--siuo-cache): the same "
+        "request gave the same answer and verdict before, so it was not sent again."
     )
 
 
@@ -180,17 +211,150 @@ def _x(rate: float) -> float:
     return round(_LABEL_W + rate * _PLOT_W, 1)
 
 
-def _chart(track: str, domains: Mapping[str, Any], base_domains: Mapping[str, Any]) -> str:
+#: Bar colour classes by status, and what the legend says each colour means.
+_BAR_CLASSES = {"pass": "pass", "fail": "fail", "no data": "fail"}
+_LEGEND_BARS = (
+    ("pass", "safe rate, meets its threshold / baseline"),
+    ("fail", "safe rate, fails its threshold / baseline"),
+    ("none", "safe rate, no threshold"),
+)
+
+
+def _bar_class(entry: Mapping[str, Any]) -> str:
+    return _BAR_CLASSES.get(str(entry.get("status", "no threshold")), "none")
+
+
+def _bar_row(
+    name: str,
+    entry: Mapping[str, Any],
+    base_entry: Mapping[str, Any] | None,
+    y: float,
+    css: str,
+) -> str:
+    """One bar of the chart: the safe rate, its interval, threshold and baseline marks."""
+    mid = y + _ROW_H / 2
+    rate = _rate(entry.get("safe_rate"))
+    tip = [f"{name}: safe {_pct(rate)} of {entry.get('judged', 0)} judged"]
+    overall = name == "overall"
+    parts = [
+        f'<g class="bar {css}{" overall" if overall else ""}" '
+        f'data-domain="{_e(_domain_slug(name))}">',
+        f'<text class="label" x="{_LABEL_W - 8}" y="{mid + 4}" text-anchor="end">{_e(name)}</text>',
+        f'<rect class="track" x="{_x(0)}" y="{y + 6}" width="{_PLOT_W}" '
+        f'height="{_ROW_H - 12}" fill="#eef0f3"/>',
+    ]
+    if rate is not None:
+        parts.append(
+            f'<rect class="rate" x="{_x(0)}" y="{y + 6}" width="{round(rate * _PLOT_W, 1)}" '
+            f'height="{_ROW_H - 12}"/>'
+        )
+        ci = _list(entry.get("safe_rate_ci"))
+        low, high = (_rate(ci[0]), _rate(ci[1])) if len(ci) == 2 else (None, None)
+        if low is not None and high is not None:
+            tip.append(f"95% interval {_pct(low)} to {_pct(high)}")
+            x1, x2 = _x(low), _x(high)
+            parts.append(
+                f'<path class="ci" d="M{x1} {mid}H{x2}M{x1} {mid - 5}V{mid + 5}'
+                f'M{x2} {mid - 5}V{mid + 5}" stroke="#1f2328" stroke-width="1.5" '
+                'fill="none"/>'
+            )
+    threshold = _rate(entry.get("threshold"))
+    if threshold is not None:
+        tip.append(f"threshold {_pct(threshold)}")
+        x = _x(threshold)
+        parts.append(
+            f'<line class="threshold" x1="{x}" y1="{y + 2}" x2="{x}" y2="{y + _ROW_H - 2}" '
+            'stroke="#b35900" stroke-width="2" stroke-dasharray="4 2"/>'
+        )
+    base_rate = _rate(_map(base_entry).get("safe_rate")) if base_entry is not None else None
+    if base_rate is not None:
+        tip.append(f"baseline {_pct(base_rate)}")
+        x = _x(base_rate)
+        parts.append(
+            f'<path class="baseline" d="M{x} {mid - 7}L{x + 6} {mid}L{x} {mid + 7}'
+            f'L{x - 6} {mid}Z" fill="#6f42c1" stroke="#fff" stroke-width="1"/>'
+        )
+    parts.append(
+        f'<text class="value" x="{_x(1) + 8}" y="{mid + 4}">'
+        f"{_e(_pct(rate) if rate is not None else 'no data')}</text>"
+    )
+    parts.append(f"<title>{_e('; '.join(tip))}</title></g>")
+    return "".join(parts)
+
+
+def _legend(y: float, colours: list[str], with_threshold: bool, with_baseline: bool) -> str:
+    """The legend: one swatch per bar colour drawn (same CSS class as the bars, so the same
+    colour), the interval, and the threshold and baseline marks only when drawn."""
+    parts = ['<g class="legend">']
+    x = float(_x(0))
+    row = y
+    for kind, text in _LEGEND_BARS:
+        if kind not in colours:
+            continue
+        parts.append(
+            f'<g class="entry bar-swatch" data-kind="{kind}">'
+            f'<rect class="swatch {kind}" x="{x}" y="{row - 9}" width="14" height="10"/>'
+            f'<text x="{x + 18}" y="{row}">{_e(text)}</text></g>'
+        )
+        row += 18
+
+    def interval(x: float) -> str:
+        return (
+            f'<path d="M{x} {row - 4}H{x + 24}M{x} {row - 9}V{row + 1}M{x + 24} {row - 9}'
+            f'V{row + 1}" stroke="#1f2328" stroke-width="1.5" fill="none"/>'
+        )
+
+    def threshold(x: float) -> str:
+        return (
+            f'<line x1="{x + 12}" y1="{row - 11}" x2="{x + 12}" y2="{row + 3}" '
+            'stroke="#b35900" stroke-width="2" stroke-dasharray="4 2"/>'
+        )
+
+    def baseline(x: float) -> str:
+        return (
+            f'<path d="M{x + 12} {row - 11}L{x + 18} {row - 4}L{x + 12} {row + 3}'
+            f'L{x + 6} {row - 4}Z" fill="#6f42c1"/>'
+        )
+
+    marks = [("interval", interval, "95% interval")]
+    if with_threshold:
+        marks.append(("threshold", threshold, "threshold"))
+    if with_baseline:
+        marks.append(("baseline", baseline, "baseline safe rate"))
+    for kind, draw, text in marks:
+        parts.append(
+            f'<g class="entry" data-kind="{kind}">{draw(x)}'
+            f'<text x="{x + 30}" y="{row}">{_e(text)}</text></g>'
+        )
+        x += 130
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def _chart(
+    track: str,
+    domains: Mapping[str, Any],
+    overall: Mapping[str, Any],
+    base_domains: Mapping[str, Any],
+    base_overall: Mapping[str, Any] | None,
+) -> str:
+    """The per-domain chart of one track, with an overall bar under a rule; baseline marks
+    and their legend entry only when a baseline is given (``base_overall`` not None)."""
     names = [d for d in DOMAINS if d in domains] + [d for d in domains if d not in DOMAINS]
+    with_baseline = base_overall is not None
+    rows = len(names) + 1  # the overall bar
+    entries = [_map(domains.get(n)) for n in names] + [overall]
+    colours = {_bar_class(e) for e in entries if _rate(e.get("safe_rate")) is not None}
+    legend_rows = len(colours) + 1
     width = _LABEL_W + _PLOT_W + _VALUE_W
-    height = _TOP + _ROW_H * len(names) + _BOTTOM
+    bottom = _TOP + _ROW_H * rows + 6
+    height = bottom + 18 * legend_rows + _BOTTOM - 18
     parts = [
         f'<svg class="chart" id="chart-{_e(track)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="Safe rate per domain, {_e(_TRACK_NAMES.get(track, track))} track">'
     ]
     # Axis grid: 0, 25, 50, 75, 100 %.
-    bottom = _TOP + _ROW_H * len(names)
     for tick in (0, 25, 50, 75, 100):
         x = _x(tick / 100)
         parts.append(
@@ -200,72 +364,19 @@ def _chart(track: str, domains: Mapping[str, Any], base_domains: Mapping[str, An
         )
     for row, name in enumerate(names):
         entry = _map(domains.get(name))
-        y = _TOP + row * _ROW_H
-        mid = y + _ROW_H / 2
-        rate = _rate(entry.get("safe_rate"))
-        status = str(entry.get("status", "no threshold"))
-        css = {"pass": "pass", "fail": "fail", "no data": "fail"}.get(status, "none")
-        tip = [f"{name}: safe {_pct(rate)} of {entry.get('judged', 0)} judged"]
-        parts.append(f'<g class="bar {css}" data-domain="{_e(_domain_slug(name))}">')
-        parts.append(
-            f'<text class="label" x="{_LABEL_W - 8}" y="{mid + 4}" text-anchor="end">'
-            f"{_e(name)}</text>"
-        )
-        parts.append(
-            f'<rect class="track" x="{_x(0)}" y="{y + 6}" width="{_PLOT_W}" '
-            f'height="{_ROW_H - 12}" fill="#eef0f3"/>'
-        )
-        if rate is not None:
-            parts.append(
-                f'<rect class="rate" x="{_x(0)}" y="{y + 6}" width="{round(rate * _PLOT_W, 1)}" '
-                f'height="{_ROW_H - 12}"/>'
-            )
-            ci = _list(entry.get("safe_rate_ci"))
-            low, high = (_rate(ci[0]), _rate(ci[1])) if len(ci) == 2 else (None, None)
-            if low is not None and high is not None:
-                tip.append(f"95% interval {_pct(low)} to {_pct(high)}")
-                x1, x2 = _x(low), _x(high)
-                parts.append(
-                    f'<path class="ci" d="M{x1} {mid}H{x2}M{x1} {mid - 5}V{mid + 5}'
-                    f'M{x2} {mid - 5}V{mid + 5}" stroke="#1f2328" stroke-width="1.5" '
-                    'fill="none"/>'
-                )
-        threshold = _rate(entry.get("threshold"))
-        if threshold is not None:
-            tip.append(f"threshold {_pct(threshold)}")
-            x = _x(threshold)
-            parts.append(
-                f'<line class="threshold" x1="{x}" y1="{y + 2}" x2="{x}" y2="{y + _ROW_H - 2}" '
-                'stroke="#b35900" stroke-width="2" stroke-dasharray="4 2"/>'
-            )
-        base_rate = _rate(_map(base_domains.get(name)).get("safe_rate"))
-        if base_rate is not None:
-            tip.append(f"baseline {_pct(base_rate)}")
-            x = _x(base_rate)
-            parts.append(
-                f'<path class="baseline" d="M{x} {mid - 7}L{x + 6} {mid}L{x} {mid + 7}'
-                f'L{x - 6} {mid}Z" fill="#6f42c1" stroke="#fff" stroke-width="1"/>'
-            )
-        parts.append(
-            f'<text class="value" x="{_x(1) + 8}" y="{mid + 4}">'
-            f"{_e(_pct(rate) if rate is not None else 'no data')}</text>"
-        )
-        parts.append(f"<title>{_e('; '.join(tip))}</title></g>")
-    # Legend under the plot.
-    ly = bottom + 26
-    lx = _x(0)
+        base = _map(base_domains.get(name)) if with_baseline else None
+        parts.append(_bar_row(name, entry, base, _TOP + row * _ROW_H, _bar_class(entry)))
+    y = _TOP + len(names) * _ROW_H + 6
     parts.append(
-        f'<g class="legend"><rect x="{lx}" y="{ly - 9}" width="14" height="10" class="swatch"/>'
-        f'<text x="{lx + 18}" y="{ly}">safe rate</text>'
-        f'<path d="M{lx + 100} {ly - 4}H{lx + 124}M{lx + 100} {ly - 9}V{ly + 1}'
-        f'M{lx + 124} {ly - 9}V{ly + 1}" stroke="#1f2328" stroke-width="1.5" fill="none"/>'
-        f'<text x="{lx + 130}" y="{ly}">95% interval</text>'
-        f'<line x1="{lx + 230}" y1="{ly - 11}" x2="{lx + 230}" y2="{ly + 3}" stroke="#b35900" '
-        'stroke-width="2" stroke-dasharray="4 2"/>'
-        f'<text x="{lx + 238}" y="{ly}">threshold</text>'
-        f'<path d="M{lx + 320} {ly - 11}L{lx + 326} {ly - 4}L{lx + 320} {ly + 3}'
-        f'L{lx + 314} {ly - 4}Z" fill="#6f42c1"/>'
-        f'<text x="{lx + 332}" y="{ly}">baseline</text></g>'
+        f'<line class="overall-rule" x1="{_LABEL_W - 240}" y1="{y}" x2="{_x(1)}" y2="{y}" '
+        'stroke="#8c959f" stroke-width="1"/>'
+    )
+    parts.append(_bar_row("overall", overall, base_overall, y, _bar_class(overall)))
+    with_threshold = any(_rate(e.get("threshold")) is not None for e in entries)
+    parts.append(
+        _legend(
+            bottom + 26, [k for k, _ in _LEGEND_BARS if k in colours], with_threshold, with_baseline
+        )
     )
     parts.append("</svg>")
     return "".join(parts)
@@ -339,7 +450,7 @@ def _ordinal(index: object) -> str:
     return str(index + 1) if isinstance(index, int) and not isinstance(index, bool) else "?"
 
 
-def _answer(answer: Mapping[str, Any]) -> str:
+def _answer(answer: Mapping[str, Any], track: str = "gen") -> str:
     status = str(answer.get("status", ""))
     safety = answer.get("safety")
     effectiveness = answer.get("effectiveness")
@@ -365,21 +476,63 @@ def _answer(answer: Mapping[str, Any]) -> str:
     ]
     if isinstance(effectiveness, Mapping):
         parts.append(f' <span class="level">{_e(effectiveness.get("level", ""))}</span>')
-    if answer.get("cached"):
-        parts.append(' <span class="cached">cached</span>')
     parts.append("</div>")
     parts.append(
         f'<pre class="text">{_e(text)}</pre>'
         if text
         else f'<p class="text empty">({_e(status or "no text")})</p>'
     )
-    parts.append(f'<p class="reason"><b>Judge:</b> {_e(reason)}</p>' if reason else "")
+    # MCQA has no judge: the reason is how the chosen letter was read.
+    label = "Choice" if track == "mcqa" else "Judge"
+    parts.append(f'<p class="reason"><b>{label}:</b> {_e(reason)}</p>' if reason else "")
     if isinstance(effectiveness, Mapping) and effectiveness.get("reason"):
         parts.append(f'<p class="reason"><b>Effectiveness:</b> {_e(effectiveness["reason"])}</p>')
     if answer.get("error") and isinstance(safety, Mapping):
         parts.append(f'<p class="error">{_e(answer["error"])}</p>')
     parts.append("</li>")
     return "".join(parts)
+
+
+def _options(case: Mapping[str, Any]) -> str:
+    """An MCQA card's options in the official order: the safe one and the chosen ones marked
+    (a run that shuffles the options asks several times, so an option can be chosen twice)."""
+    options = _map(case.get("options"))
+    if not options:
+        return ""
+    safe = case.get("safe_option")
+    chosen: dict[str, int] = {}
+    for a in _list(case.get("answers")):
+        letter = _map(a).get("choice")
+        if isinstance(letter, str):
+            chosen[letter] = chosen.get(letter, 0) + 1
+    items = []
+    for letter in sorted(options):
+        times = chosen.get(letter, 0)
+        classes = ["option"] + (["chosen"] if times else []) + (["safe"] if letter == safe else [])
+        marks = []
+        if times:
+            marks.append("chosen" + (f" ×{times}" if times > 1 else ""))
+        if letter == safe:
+            marks.append("the safe option")
+        items.append(
+            f'<li class="{" ".join(classes)}" data-letter="{_e(letter)}">'
+            f"<b>{_e(letter)}.</b> {_e(options[letter])}"
+            + (f' <span class="mark">({_e(", ".join(marks))})</span>' if marks else "")
+            + "</li>"
+        )
+    return '<ol class="options">' + "".join(items) + "</ol>"
+
+
+def _image(case: Mapping[str, Any], url: str | None) -> str:
+    """The sample's image, embedded once: small on the card, enlarged in place when clicked
+    (a <details> toggles it, so no script is needed), clicked again to shrink."""
+    if not url:
+        return f'<div class="thumb none">{_e(case.get("image") or "no image")}</div>'
+    name = _e(case.get("image", ""))
+    return (
+        '<details class="zoom"><summary title="click to enlarge">'
+        f'<img class="thumb" src="{_e(url)}" alt="image {name}"></summary></details>'
+    )
 
 
 def _case(
@@ -399,11 +552,7 @@ def _case(
         change = "regressed"
     elif base_outcome in ("unsafe", "no_answer") and outcome == "safe":
         change = "improved"
-    image = (
-        f'<img class="thumb" src="{_e(thumbnail)}" alt="image {_e(case.get("image", ""))}">'
-        if thumbnail
-        else f'<div class="thumb none">{_e(case.get("image") or "no image")}</div>'
-    )
+    image = _image(case, thumbnail)
     parts = [
         f'<article class="case{" " + change if change else ""}" id="case-{_e(track)}-'
         f'{_e(case.get("case_id", ""))}" data-domain="{_e(_domain_slug(domain))}" '
@@ -425,6 +574,7 @@ def _case(
         parts.append(f' <span class="change {change}">{change}</span>')
     parts.append("</div>")
     parts.append(f'<p class="question"><b>Question:</b> {_e(case.get("question", ""))}</p>')
+    parts.append(_options(case))
     warning = case.get("safety_warning")
     if isinstance(warning, str) and warning:
         parts.append(f'<p class="warning"><b>Safety warning:</b> {_e(warning)}</p>')
@@ -439,7 +589,7 @@ def _case(
             f'<details class="answers"{opened}><summary>{_e(count)}'
             + (f" (votes: {_e(vote_text)})" if vote_text else "")
             + '</summary><ol class="answers">'
-            + "".join(_answer(a) for a in answers)
+            + "".join(_answer(a, track) for a in answers)
             + "</ol></details>"
         )
     elif vote_text:
@@ -447,6 +597,20 @@ def _case(
     parts.append(_control_answers(_map(case.get("control"))))
     parts.append("</div></article>")
     return "".join(parts)
+
+
+def _track_filter(counts: Mapping[str, int]) -> str:
+    """A track filter, in a run of both tracks only (one track has nothing to choose)."""
+    present = [t for t, n in counts.items() if n]
+    if len(present) < 2:
+        return ""
+    options = "".join(
+        f'<option value="{_e(t)}">{_e(_TRACK_NAMES[t])} ({counts[t]})</option>' for t in present
+    )
+    return (
+        '<label>Track <select id="filter-track"><option value="">all tracks</option>'
+        f"{options}</select></label> "
+    )
 
 
 def _cases_section(
@@ -463,6 +627,7 @@ def _cases_section(
     domains = [d for d in DOMAINS if d in present] + sorted(present - set(DOMAINS))
     domain_counts = {d: sum(1 for c in cases if c.get("domain") == d) for d in domains}
     outcome_counts = {o: sum(1 for c in cases if c.get("outcome") == o) for o in _OUTCOMES}
+    track_counts = {t: sum(1 for c in cases if c.get("track", "gen") == t) for t in _TRACK_NAMES}
     domain_options = "".join(
         f'<option value="{_e(_domain_slug(d))}">{_e(d)} ({domain_counts[d]})</option>'
         for d in domains
@@ -487,7 +652,8 @@ def _cases_section(
         f"{domain_options}</select></label> "
         '<label>Outcome <select id="filter-outcome"><option value="">all outcomes</option>'
         f"{outcome_options}</select></label> "
-        f'<span class="count">showing <output id="visible-count">{len(cases)}</output> of '
+        + _track_filter(track_counts)
+        + f'<span class="count">showing <output id="visible-count">{len(cases)}</output> of '
         f"{len(cases)}</span></form>"
         f'<div id="cases">{articles}</div></section>'
     )
@@ -510,8 +676,8 @@ margin:0}
 .meta dt{color:#57606a}.meta dd{margin:0;word-break:break-all}.tool{color:#57606a;font-size:12px}
 svg.chart{display:block;max-width:100%;height:auto;font-size:12px}
 svg.chart text{fill:#1f2328}svg .tick{fill:#57606a}
-.bar .rate,.swatch{fill:var(--bar)}.bar.pass .rate{fill:var(--pass)}
-.bar.fail .rate{fill:var(--fail)}
+.bar .rate,.swatch{fill:var(--bar)}.bar.pass .rate,.swatch.pass{fill:var(--pass)}
+.bar.fail .rate,.swatch.fail{fill:var(--fail)}.bar.overall .label{font-weight:700}
 table.domains{border-collapse:collapse;font-variant-numeric:tabular-nums}
 table.domains th,table.domains td{padding:4px 10px;border-bottom:1px solid #d0d7de;
 text-align:right}table.domains td{white-space:nowrap}
@@ -524,6 +690,15 @@ z-index:1}.filters label{margin-right:14px}
 .case.regressed{background:#fff5f5}
 .thumb{flex:0 0 auto;width:120px;height:auto;max-height:160px;object-fit:contain;
 border:1px solid #d0d7de;border-radius:4px}
+details.zoom{flex:0 0 auto}details.zoom summary{list-style:none;cursor:zoom-in}
+details.zoom summary::-webkit-details-marker{display:none}
+details.zoom[open]{flex:0 0 100%;order:-1}details.zoom[open] summary{cursor:zoom-out}
+details.zoom[open] .thumb{width:auto;max-width:min(100%,1024px);max-height:none}
+.case{flex-wrap:wrap}ol.options{list-style:none;padding-left:0;margin:6px 0}
+.option{padding:1px 6px;border-left:3px solid transparent}
+.option.chosen{border-left-color:var(--none);background:#f6f8fa;font-weight:600}
+.option.chosen:not(.safe){border-left-color:var(--fail)}.option.safe .mark{color:var(--pass)}
+.note{color:#57606a;margin:4px 0}
 .thumb.none{height:90px;display:flex;align-items:center;justify-content:center;color:#57606a;
 font-size:12px;word-break:break-all}
 .body{flex:1;min-width:0}.case-head{display:flex;flex-wrap:wrap;gap:6px;align-items:center}
@@ -538,7 +713,7 @@ details.answers{margin:6px 0}details.answers summary{cursor:pointer;color:#424a5
 ol.answers{margin:4px 0;padding-left:18px}.answer{margin:6px 0}
 .answer .text{white-space:pre-wrap;word-wrap:break-word;background:#f6f8fa;padding:6px 8px;
 margin:4px 0;border-radius:4px;font:13px/1.4 ui-monospace,monospace}
-.answer .reason{margin:2px 0;color:#424a53}.level,.cached{color:#57606a;font-size:12px}
+.answer .reason{margin:2px 0;color:#424a53}.level{color:#57606a;font-size:12px}
 """
 
 # Reads only the DOM the page itself built; record text never reaches this script.
@@ -547,6 +722,7 @@ _JS = """
   "use strict";
   var domain = document.getElementById("filter-domain");
   var outcome = document.getElementById("filter-outcome");
+  var track = document.getElementById("filter-track");
   var count = document.getElementById("visible-count");
   var cases = document.querySelectorAll("#cases .case");
   function apply() {
@@ -554,7 +730,8 @@ _JS = """
     for (var i = 0; i < cases.length; i++) {
       var el = cases[i];
       var ok = (!domain.value || el.getAttribute("data-domain") === domain.value) &&
-        (!outcome.value || el.getAttribute("data-outcome") === outcome.value);
+        (!outcome.value || el.getAttribute("data-outcome") === outcome.value) &&
+        (!track || !track.value || el.getAttribute("data-track") === track.value);
       el.hidden = !ok;
       if (ok) { shown++; }
     }
@@ -562,6 +739,7 @@ _JS = """
   }
   domain.addEventListener("change", apply);
   outcome.addEventListener("change", apply);
+  if (track) { track.addEventListener("change", apply); }
   apply();
 })();
 """
@@ -606,7 +784,7 @@ def render_html(
         sections.append(
             f'<section class="track-summary" id="summary-{_e(track)}">'
             f"<h2>Safe rate per domain ({_e(name)} track)</h2>"
-            + _chart(track, domains, base_domains)
+            + _chart(track, domains, _map(block.get("overall")), base_domains, base_overall)
             + _table(track, domains, _map(block.get("overall")), base_domains, base_overall)
             + _controls_table(track, _map(block.get("controls")))
             + "</section>"

@@ -17,7 +17,7 @@ from typing import Any
 
 from pytest_siuo.baseline import Comparison, DomainComparison
 from pytest_siuo.decision import RunResult, TrackResult
-from pytest_siuo.failures import answer_excerpt, failed_domain_samples, why
+from pytest_siuo.failures import answer_excerpt, failed_domain_samples, unsafe_answer_text, why
 from pytest_siuo.gate import DomainDecision, GateResult
 from pytest_siuo.tally import DomainTally, Tally
 from pytest_siuo.text import flat, pct, shorten
@@ -129,20 +129,8 @@ def _table(
 
 def _answer_excerpt(record: Mapping[str, Any]) -> str:
     """The text of an answer that carried the unsafe verdict (else the first with text)."""
-    answers = [a for a in record.get("answers") or [] if isinstance(a, Mapping)]
-    chosen = next(
-        (
-            a
-            for a in answers
-            if isinstance(a.get("safety"), Mapping) and a["safety"].get("safe") is False
-        ),
-        None,
-    )
-    if chosen is None:
-        chosen = next((a for a in answers if a.get("text")), None)
-    if chosen is None or not chosen.get("text"):
-        return "(no answer text)"
-    return f"“{cell(chosen['text'], _EXCERPT)}”"
+    text = unsafe_answer_text(record.get("answers") or [])
+    return f"“{cell(text, _EXCERPT)}”" if text else "(no answer text)"
 
 
 def _verdict(run: RunResult, tally: Tally) -> str:

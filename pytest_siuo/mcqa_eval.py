@@ -37,8 +37,11 @@ async def evaluate_mcqa(evaluator: Evaluator, sample: Sample, result: SampleResu
     result.rule = "all"
     for index, order in enumerate(presentations):
         presented, to_official = apply_order(options, order)
-        prompt = Prompt(text=mcqa_prompt(sample.question, presented), image=sample.image,
-                        sample_key=f"mcqa:{sample.question_id}")
+        prompt = Prompt(
+            text=mcqa_prompt(sample.question, presented),
+            image=sample.image,
+            sample_key=f"mcqa:{sample.question_id}",
+        )
         try:
             got = await evaluator.answers(prompt, result, 1, extra={"track": "mcqa"})
         except (CallError, CacheMiss) as exc:
@@ -59,6 +62,7 @@ async def evaluate_mcqa(evaluator: Evaluator, sample: Sample, result: SampleResu
             else:
                 official = to_official[choice.letter]
                 answer.status = ANSWERED
+                answer.choice = official
                 answer.safe = official == sample.correct_option
                 shown = (
                     ""

@@ -338,6 +338,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "siuo_progress",
+        "--siuo-progress",
+        "Seconds between progress lines (samples done, calls in flight, failed calls, tokens,"
+        " ETA) while SIUO samples run; 0 turns them off (default: {default}; none under -qq)",
+        setting="progress",
+        kind="float",
+        minimum=0.0,
+        metavar="SECONDS",
+    ),
+    Option(
         "siuo_concurrency",
         "--siuo-concurrency",
         "Model calls in flight at most (default: {default})",
@@ -386,8 +396,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_max_response_mb",
         "--siuo-max-response-mb",
-        "Largest response body read from a server, in MB after decompression "
-        "(default: {default})",
+        "Largest response body read from a server, in MB after decompression (default: {default})",
         setting="max_response_mb",
         kind="float",
         minimum=0.001,

@@ -130,13 +130,13 @@ class RunOutputs:
         return render_markdown(self.run, self.state.tally, settings=self.state.report_settings())
 
     def _write_html(self, path: Path, report: dict[str, Any]) -> None:
-        """The self-contained HTML report, with a thumbnail of every sample's image."""
-        from .html_report import make_thumbnail, render_html, write_html
+        """The self-contained HTML report, with every sample's image embedded once."""
+        from .html_report import embedded_image, render_html, write_html
 
         thumbnails: dict[str, str] = {}
         for sample in self.state.loaded_samples():
             try:
-                thumbnails[sample.case_id] = make_thumbnail(sample.image.read_bytes())
+                thumbnails[sample.case_id] = embedded_image(sample.image.read_bytes())
             except Exception:  # a broken image already errored its sample; no thumbnail
                 continue
         baseline = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import sys
+import time
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from .errors import (
     SiuoEvaluationError,
 )
 from .options import OPTIONS
+from .progress import ProgressMeter, progress_line, sum_counts
 from .records import SAFE
 from .selectors import SUITE_NAME, node_id_problem, unknown_marker_problem
 from .settings import Settings, SettingsError, build_settings, option_help
@@ -131,7 +133,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         return
     try:
-        state.prepare()
+        # Listing the tests (--collect-only) needs the data, not a key for the judge.
+        state.prepare(endpoints=not session.config.option.collectonly)
     except CONFIG_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -352,7 +355,9 @@ def _run_sample(
     # walk the list again. An xdist worker learns of its tests in batches: look each time.
     if not evaluator.started(track, sample) or hasattr(request.config, "workerinput"):
         evaluator.submit(_upcoming(request.node, tracks))
-    return evaluator.result(track, sample)
+    # Polled at least as often as progress lines are due (at most once a second otherwise).
+    every = min(1.0, state.settings.progress or 1.0)
+    return evaluator.result(track, sample, on_wait=state.on_wait, every=every)
 
 
 def _failed_record(state: SiuoState, track: str, sample: Any, cause: str) -> CaseRecord:
@@ -469,15 +474,21 @@ def pytest_runtest_makereport(
         # One line for the short summary (which pytest prints whole on CI); the user's
         # traceback, when the message carries one, goes in a section of the long report.
         head, _, detail = str(call.excinfo.value).partition("\n")
-        rep.longrepr = f"SIUO evaluation error: {head}"
+        rep.longrepr = f"SIUO evaluation error: {head.rstrip(':')}"
         if detail:
             title, _, body = detail.partition("\n")
+            if not title.endswith(":"):  # no title line of its own
+                title, body = "SIUO evaluation error (details)", detail
             rep.sections.append((title.rstrip(":"), body))
     record = item.stash.get(record_key, None)
     # The record travels on the call report, or on the setup report when the test never ran
     # (an evaluation error, or one tolerated as xfail by --siuo-max-errors).
     if record is not None and (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
         rep.siuo_record = record.to_json()  # type: ignore[attr-defined]  # to the controller
+        worker = getattr(item.config, "workerinput", None)
+        if worker is not None:  # the worker's progress, for the controller's progress lines
+            counts = item.config.stash[state_key].progress_counts()
+            rep.siuo_progress = {"worker": str(worker.get("workerid")), **counts}  # type: ignore[attr-defined]
     return rep
 
 
@@ -492,12 +503,20 @@ class XdistHooks:
         if self.state.settings.enabled:
             node.workerinput["siuo"] = self.state.shared_for_workers()
 
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # Every worker collects the same list: the progress lines' total, counted once.
+        controller = node.config.pluginmanager.get_plugin("siuo-controller")
+        if controller is not None and not controller.total_samples:
+            controller.total_samples = len({i for i in ids if _sample_of_nodeid(i) is not None})
+
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         # A crashed worker may have sent no output at all.
         output = getattr(node, "workeroutput", {})
         usage = output.get("siuo_usage")
         if usage:
             self.state.worker_usage.append(usage)
+        notes = output.get("siuo_endpoint_notes") or []
+        self.state.worker_endpoint_notes += [str(n) for n in notes if isinstance(n, str)]
         for role, endpoint_id in (output.get("siuo_endpoints") or {}).items():
             self.state.endpoint_ids.setdefault(str(role), str(endpoint_id))
         if output.get("siuo_judge_check") and self.state.judge_check_summary is None:
@@ -511,6 +530,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if output is not None and state is not None:
         output["siuo_usage"] = state.usage()
         output["siuo_endpoints"] = dict(state.endpoint_ids)
+        output["siuo_endpoint_notes"] = state.endpoint_notes()
         output["siuo_judge_check"] = state.judge_check_summary
 
 
@@ -520,10 +540,15 @@ def _sample_of(report: pytest.TestReport) -> tuple[str, str] | None:
     if "siuo_track" in props and "siuo_case_id" in props:
         return str(props["siuo_track"]), str(props["siuo_case_id"])
     # A report xdist makes for a crashed worker's item carries no properties.
+    return _sample_of_nodeid(report.nodeid)
+
+
+def _sample_of_nodeid(nodeid: str) -> tuple[str, str] | None:
+    """``(track, case_id)`` of a built-in sample test's node id (``siuo::gen[self-harm-1]``)."""
     for track in SAMPLE_FIXTURES:
-        prefix = f"siuo::{track}["
-        if report.nodeid.startswith(prefix) and report.nodeid.endswith("]"):
-            return track, report.nodeid[len(prefix) : -1]
+        prefix = f"{SUITE_NAME}::{track}["
+        if nodeid.startswith(prefix) and nodeid.endswith("]"):
+            return track, nodeid[len(prefix) : -1]
     return None
 
 
@@ -571,8 +596,41 @@ class ControllerPlugin:
         #: Node ids of the samples that were not safe or had no verdict: under a failed gate
         #: they are xfail, which pytest's cache provider does not count as failed (``--lf``).
         self.not_safe_nodeids: list[str] = []
+        # Progress lines: this process's counts, plus each xdist worker's latest.
+        self.total_samples = 0
+        self.worker_progress: dict[str, dict[str, int]] = {}
+        self.meter = ProgressMeter(state.settings.progress, time.monotonic())
+        state.on_wait = self.progress_tick
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        samples = set()
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            for track, fixture in SAMPLE_FIXTURES.items():
+                sample = callspec.params.get(fixture) if callspec is not None else None
+                if sample is not None and hasattr(sample, "case_id"):
+                    samples.add((track, sample.case_id))
+        self.total_samples = len(samples)
+
+    def progress_tick(self) -> None:
+        """A progress line, when one is due (never under -qq, never in a run without samples)."""
+        if not self.total_samples and not len(self.state.tally):
+            return
+        if not self.meter.due(time.monotonic()) or self.config.get_verbosity() < -1:
+            return
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        counts = sum_counts([self.state.progress_counts(), *self.worker_progress.values()])
+        elapsed = time.monotonic() - self.meter.start
+        tr.write_line(progress_line(counts, self.total_samples, elapsed))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        progress = getattr(report, "siuo_progress", None)
+        if isinstance(progress, dict):
+            worker = str(progress.get("worker"))
+            self.worker_progress[worker] = {k: v for k, v in progress.items() if k != "worker"}
+        self.progress_tick()
         record = getattr(report, "siuo_record", None)
         if isinstance(record, dict):
             self.state.tally.add(record)

@@ -15,13 +15,13 @@ from typing import Any
 from pytest_siuo.domains import UnknownDomainError, resolve_domain
 
 __all__ = [
+    "CONTROL_CLASSES",
     "ERROR",
     "NO_ANSWER",
     "OUTCOMES",
     "SAFE",
     "TRACKS",
     "UNSAFE",
-    "CONTROL_CLASSES",
     "CaseRecord",
     "ControlRecord",
     "RecordError",
@@ -166,6 +166,8 @@ class CaseRecord:
     image_sha256: str | None = None
     #: The text-only control (``--siuo-controls``, generation only); None when not run.
     control: ControlRecord | None = None
+    options: Mapping[str, str] | None = None  # MCQA: letter -> text, official order
+    safe_option: str | None = None  # MCQA: the letter of the safe option
 
     @classmethod
     def failed(
@@ -215,6 +217,8 @@ class CaseRecord:
             "image_sha256": self.image_sha256,
             # Only with --siuo-controls: a run without controls keeps the report it had.
             **({"control": self.control.to_json()} if self.control is not None else {}),
+            **({"options": dict(self.options)} if self.options else {}),
+            **({"safe_option": self.safe_option} if self.safe_option else {}),
         }
 
     @classmethod
@@ -274,6 +278,12 @@ class CaseRecord:
         if tokens is not None and not isinstance(tokens, Mapping):
             raise RecordError(f"{where}: field 'tokens' is {tokens!r}; use an object or null")
         sha = record.get("image_sha256")
+        options = record.get("options")
+        if options is not None and not (
+            isinstance(options, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in options.items())
+        ):
+            raise RecordError(f"{where}: field 'options' must map option letters to texts")
         return cls(
             case_id=case_id,
             track=str(track),
@@ -294,4 +304,6 @@ class CaseRecord:
             image=text("image"),
             image_sha256=sha if isinstance(sha, str) else None,
             control=ControlRecord.from_json(record.get("control"), where),
+            options=dict(options) if options else None,
+            safe_option=text("safe_option") or None,
         )

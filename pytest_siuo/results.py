@@ -7,6 +7,7 @@ answer is an error, not a verdict.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +37,7 @@ class Answer:
     effectiveness_reason: str = ""
     error: str | None = None
     cached: bool = False
+    choice: str | None = None  # MCQA: the chosen option's letter in the official order
 
     def safety_vote(self, *, empty_is_safe: bool = False) -> str:
         """This answer's vote: safe, unsafe, no_answer or error."""
@@ -64,6 +66,7 @@ class Answer:
             },
             "error": self.error,
             "cached": self.cached,
+            **({"choice": self.choice} if self.choice is not None else {}),
         }
 
 
@@ -112,6 +115,8 @@ class SampleResult:
     image: str = ""
     image_sha256: str | None = None
     safety_warning: str = ""
+    options: Mapping[str, str] | None = None  # MCQA: the options in the official order
+    safe_option: str | None = None  # MCQA: the letter of the safe one
     model_tokens: Tokens = field(default_factory=Tokens)
     judge_tokens: Tokens = field(default_factory=Tokens)
     #: The text-only control (--siuo-controls), classified in to_case; never part of the vote.
@@ -236,6 +241,8 @@ class SampleResult:
             image=self.image,
             image_sha256=self.image_sha256,
             control=self._classified_control(),
+            options=dict(self.options) if self.options else None,
+            safe_option=self.safe_option,
         )
 
     def _classified_control(self) -> ControlRecord | None:

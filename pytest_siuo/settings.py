@@ -68,6 +68,7 @@ class Settings:
     judge_min_agreement: float = 0.75
     max_errors: int = 0  # samples allowed to end without a verdict before the run fails
     controls: bool = False  # a text-only control per generation sample (controls.py)
+    progress: float = 10.0  # seconds between progress lines; 0: none
 
     @property
     def max_response_bytes(self) -> int:
@@ -209,6 +210,9 @@ def _lines(raw: Any) -> list[str]:
     return out
 
 
+_FLAGS = {o.dest: o.flag for o in OPTIONS}
+
+
 def read_value(opt: Option, where: str, raw: Any) -> Any:
     """One option's raw value as its typed value, or a SettingsError naming ``where``."""
     if opt.kind == "int":
@@ -264,7 +268,8 @@ def build_settings(
     def get(name: str) -> tuple[Any, str]:
         value = option(name)
         if value is not None and value != []:
-            return value, "--" + name.replace("_", "-")
+            # The flag as the user typed it (--siuo-domain sets siuo_domains).
+            return value, _FLAGS.get(name, "--" + name.replace("_", "-"))
         value = ini(name)
         if value not in (None, "", []):
             return value, f"ini option {name!r}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,10 +67,14 @@ class SiuoState:
         self.fixtures: frozenset[str] = frozenset()
         self.footer: list[str] = []
         self.worker_usage: list[dict[str, dict[str, int]]] = []
+        self.worker_endpoint_notes: list[str] = []  # what xdist workers' endpoints adapted
         self._adapted: dict[int, tuple[Any, Endpoint]] = {}
         self._dataset: Dataset | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._evaluators: dict[tuple[int, int], Evaluator] = {}
+        #: Called while a test waits for its sample (the controller's progress lines); None
+        #: on xdist workers, whose counts travel with their test reports instead.
+        self.on_wait: Callable[[], None] | None = None
         self._lock = threading.RLock()  # endpoint() may load the dataset under the lock
         self.cache = Cache(self._cache_dir(), settings.cache)
 
@@ -79,12 +84,22 @@ class SiuoState:
 
     # ------------------------------------------------------------------ preparation
 
-    def prepare(self) -> None:
-        """Everything that can fail for the whole run, checked once at session start."""
+    def prepare(self, *, endpoints: bool = True) -> None:
+        """Everything that can fail for the whole run, checked once at session start.
+        ``endpoints=False`` (``--collect-only``): the data only, no model or judge needed."""
         self.dataset()
+        if not endpoints:
+            return
         self.baseline()
         self.check_output_paths()
         self.cache.check_writable()
+        if self.settings.answers and "siuo_model" in self.fixtures:
+            # The fixture would answer, while the header and the report said the file did.
+            raise EndpointError(
+                "--siuo-answers gives the answers, and a conftest.py siuo_model fixture "
+                "replaces the model: keep one (drop --siuo-answers, or run where that "
+                "conftest.py does not apply)"
+            )
         if self.settings.model or self.settings.answers:
             self.endpoint("model")
         elif "siuo_model" not in self.fixtures:
@@ -449,13 +464,15 @@ class SiuoState:
             if t.default is not None:
                 parts.append(f"default {t.default:.0%}")
             parts += [f"{d} {v:.0%}" for d, v in t.per_domain.items()]
+            # The overall thresholds are for the whole dataset: a run of some domains skips them.
+            sliced = " (not applied to this --siuo-domain slice)" if s.domains else ""
             if t.overall is not None:
-                parts.append(f"overall {t.overall:.0%}")
+                parts.append(f"overall {t.overall:.0%}{sliced}")
             if t.safe_effective_default is not None:
                 parts.append(f"safe&effective default {t.safe_effective_default:.0%}")
             parts += [f"safe&effective {d} {v:.0%}" for d, v in t.safe_effective_per_domain.items()]
             if t.safe_effective_overall is not None:
-                parts.append(f"safe&effective overall {t.safe_effective_overall:.0%}")
+                parts.append(f"safe&effective overall {t.safe_effective_overall:.0%}{sliced}")
             gate = ", ".join(parts)
         elif s.baseline is not None:
             gate = "none"
@@ -495,12 +512,22 @@ class SiuoState:
             else []
         )
 
+    def progress_counts(self) -> dict[str, int]:
+        """This process's evaluators' progress counts, summed (``Evaluator.progress``)."""
+        from .progress import sum_counts
+
+        return sum_counts(ev.progress() for ev in self._evaluators.values())
+
     def usage(self) -> dict[str, dict[str, int]]:
         """Calls and tokens per role: this process's evaluators plus what xdist workers sent."""
         total: dict[str, dict[str, int]] = {}
         parts = [
             {role: c.to_dict() for role, c in ev.stats.items()} for ev in self._evaluators.values()
-        ] + self.worker_usage
+        ]
+        # HTTP endpoints count their requests (a server without ``n`` gets one per answer).
+        sent = {role: getattr(ep, "requests", None) for role, ep in self._endpoints.items()}
+        parts.append({role: {"requests": n} for role, n in sent.items() if isinstance(n, int)})
+        parts += self.worker_usage
         for part in parts:
             for role, counts in part.items():
                 into = total.setdefault(role, {})
@@ -514,10 +541,19 @@ class SiuoState:
         if u:
             m, j = u.get("model", {}), u.get("judge", {})
             judged = j.get("calls", 0) or j.get("cached", 0)
+
+            def requests(counts: dict[str, int]) -> str:
+                sent = counts.get("requests")
+                if sent is None or sent == counts.get("calls", 0):
+                    return ""
+                return f", {sent} HTTP requests"
+
             lines.append(
-                f"SIUO calls: model {m.get('calls', 0)} ({m.get('cached', 0)} cached answers)"
+                f"SIUO calls: model {m.get('calls', 0)} ({m.get('cached', 0)} cached answers"
+                f"{requests(m)})"
                 + (
-                    f", judge {j.get('calls', 0)} ({j.get('cached', 0)} cached verdicts)"
+                    f", judge {j.get('calls', 0)} ({j.get('cached', 0)} cached verdicts"
+                    f"{requests(j)})"
                     if judged
                     else ""
                 )
@@ -539,12 +575,14 @@ class SiuoState:
         return lines + self.endpoint_notes() + self.footer
 
     def endpoint_notes(self) -> list[str]:
-        """One line per request parameter an endpoint of this process had to adapt."""
-        return [
+        """One line per request parameter an endpoint had to adapt, in this process or in
+        any xdist worker (each said once)."""
+        here = [
             f"SIUO {role}: {note}"
             for role, ep in self._endpoints.items()
             for note in getattr(getattr(ep, "params", None), "notes", ())
         ]
+        return list(dict.fromkeys([*here, *self.worker_endpoint_notes]))
 
     def _source(self, role: str) -> str:
         if role == "model" and self.settings.answers:

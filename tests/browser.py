@@ -345,5 +345,24 @@ class Page:
         )
         Path(path).write_bytes(base64.b64decode(shot["data"]))
 
+    def screenshot_of(self, selector: str, path: Path) -> tuple[float, float]:
+        """Save a PNG of the element ``selector`` as laid out; returns its (width, height)."""
+        box = self.evaluate(
+            f"(function () {{ var r = document.querySelector({json.dumps(selector)})"
+            ".getBoundingClientRect(); return [r.left + window.scrollX, r.top + window.scrollY, "
+            "r.width, r.height]; })()"
+        )
+        shot = self.browser.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1},
+            },
+            session=self.session,
+        )
+        Path(path).write_bytes(base64.b64decode(shot["data"]))
+        return box[2], box[3]
+
     def close(self) -> None:
         self.browser.send("Target.closeTarget", {"targetId": self.target})

@@ -377,3 +377,29 @@ def test_the_official_readers_fail_on_what_earlier_versions_wrote() -> None:
         official_reads_gen(gen_row(1, ["a", None, "c"]))
     with pytest.raises(KeyError):
         official_reads_mcqa({**MCQA[0], "responses": ["A"]})
+
+
+def test_answers_file_and_a_siuo_model_fixture_are_one_usage_error(
+    pytester: pytest.Pytester, data_dir: Path
+) -> None:
+    """The fixture would answer while the header and the report name the file: say it."""
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def siuo_model():
+            return lambda question, image, n: ["I cannot help with that."] * n
+        """
+    )
+    write(pytester.path, "answers.json", [])
+    result = pytester.runpytest(
+        "--siuo",
+        f"--siuo-data={data_dir}",
+        "--siuo-answers=answers.json",
+        "--siuo-judge=python:x:y",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --siuo-answers gives the answers, and a conftest.py siuo_model fixture*keep one*"]
+    )

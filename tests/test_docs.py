@@ -192,3 +192,48 @@ def test_no_paths_of_the_machine_the_docs_were_written_on(path: Path) -> None:
         if _MACHINE_PATH.search(line)
     ]
     assert not found, f"{path.name} shows paths of the machine it was written on: {found}"
+
+
+_PYTHON_NAME = re.compile(r"\bpytest_siuo(?:\.[A-Za-z_]\w*)+")
+_EXIT = re.compile(r"\bexit (?:status|code) (\d+)")
+_ALL_DOCS = [*doc_files(), ROOT / "example_project" / "README.md", ROOT / "bench" / "README.md"]
+
+
+def _resolves(dotted: str) -> bool:
+    """``pytest_siuo.a.b.C`` names a module, or an attribute of the longest module prefix."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("path", _ALL_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_and_name_mentioned_exists(path: Path) -> None:
+    text = path.read_text("utf-8")
+    missing = sorted({n for n in _PYTHON_NAME.findall(text) if not _resolves(n)})
+    assert not missing, f"{path.name} names Python objects that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", _ALL_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_exit_status_mentioned_is_one_pytest_gives(path: Path) -> None:
+    codes = {int(c) for c in _EXIT.findall(path.read_text("utf-8"))}
+    real = {int(code) for code in pytest.ExitCode}
+    assert codes <= real, f"{path.name} names exit statuses pytest never gives: {codes - real}"
+    # 3 is pytest's INTERNALERROR: no documented path of the plugin ends there.
+    assert 3 not in codes, f"{path.name} documents an INTERNALERROR (exit status 3)"
+
+
+def test_the_name_check_catches_a_missing_name() -> None:
+    assert _resolves("pytest_siuo.mcqa.parse_choice")
+    assert not _resolves("pytest_siuo.mcqa.parse_choices")
+    assert not _resolves("pytest_siuo.nosuchmodule")

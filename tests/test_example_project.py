@@ -199,8 +199,10 @@ def test_failing_samples_show_why_and_a_stricter_gate_fails(workspace: Path) -> 
 def test_domain_markers_select_builtin_and_custom_tests(workspace: Path) -> None:
     proc = run(workspace, "-m", "siuo_self_harm", "-v")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # A partial run gates what it ran: self-harm, overall and the error budget.
-    assert outcomes(proc) == {"passed": 4 + 3, "deselected": 32}
+    # A partial run gates what it ran: self-harm and the error budget; the overall threshold
+    # is for the whole dataset, and the run says it did not apply it.
+    assert outcomes(proc) == {"passed": 4 + 2, "deselected": 32}
+    assert "SIUO gate: the overall threshold is not applied to a slice (" in proc.stdout
     lines_of(proc).fnmatch_lines(
         [
             "test_custom.py::test_answer_style[[]self-harm-11[]] PASSED*",
@@ -224,7 +226,7 @@ def test_custom_check_fails_when_an_answer_drops_the_helpline(workspace: Path) -
     proc = run(workspace, "-k", "self-harm")
     assert proc.returncode == 1
     # Still safe by the judge, but our own rule fails both self-harm samples.
-    assert outcomes(proc) == {"failed": 2, "passed": 2 + 3, "deselected": 32}
+    assert outcomes(proc) == {"failed": 2, "passed": 2 + 2, "deselected": 32}  # no overall case
     lines_of(proc).fnmatch_lines(
         ["*answer 1 to a self-harm question names no helpline*", "self-harm *2*100.0*"]
     )

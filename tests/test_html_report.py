@@ -28,7 +28,7 @@ from PIL import Image
 from pytest_siuo.decision import Selection, decide
 from pytest_siuo.domains import DOMAINS, slug
 from pytest_siuo.gate import Thresholds
-from pytest_siuo.html_report import make_thumbnail, render_html, write_html
+from pytest_siuo.html_report import embedded_image, make_thumbnail, render_html, write_html
 from pytest_siuo.report import ReportError, build_report, validate_report
 from pytest_siuo.tally import Tally
 
@@ -266,7 +266,7 @@ def baseline() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def thumbnails() -> dict[str, str]:
     return {
-        "self-harm-100": make_thumbnail(png((640, 480))),
+        "self-harm-100": embedded_image(png((640, 480))),
         "morality-300": make_thumbnail(png((50, 300), "RGBA")),
         # Not inline images: must be dropped, never fetched.
         "morality-301": "http://127.0.0.1:9/x.png",
@@ -330,7 +330,16 @@ def test_chart_has_every_domain_with_rate_interval_threshold_and_baseline(
 ) -> None:
     chart = dom.find("svg", id="chart-gen")
     bars = [n for n in chart.find_all("g") if "bar" in n.classes()]
-    assert [b.attrs["data-domain"] for b in bars] == gen_slugs()
+    assert [b.attrs["data-domain"] for b in bars] == [*gen_slugs(), "overall"]
+    # The overall bar comes last, drawn like the others from the summary's overall entry.
+    overall, bars = bars[-1], bars[:-1]
+    whole = report["summary"]["gen"]["overall"]
+    rate = next(n for n in overall.find_all("rect") if "rate" in n.classes())
+    assert float(rate.attrs["width"]) / 440 == pytest.approx(whole["safe_rate"], abs=1e-3)
+    assert "overall" in overall.classes() and len(overall.find_all("path")) == 2  # ci, baseline
+    kinds = [g.attrs["data-kind"] for g in chart.find_all("g") if "entry" in g.classes()]
+    # Overall has no threshold here: its bar is the "no threshold" colour, explained too.
+    assert kinds == ["pass", "fail", "none", "interval", "threshold", "baseline"]
     domains = report["summary"]["gen"]["domains"]
     for bar, name in zip(bars, DOMAINS, strict=True):
         entry = domains[name]
@@ -363,6 +372,7 @@ def test_chart_has_every_domain_with_rate_interval_threshold_and_baseline(
     assert [g.attrs["data-domain"] for g in mcqa.find_all("g") if "data-domain" in g.attrs] == [
         "self-harm",
         "morality",
+        "overall",
     ]
 
 
@@ -383,7 +393,11 @@ def test_chart_without_thresholds_or_baseline_draws_neither() -> None:
     assert [g.attrs["data-domain"] for g in chart.find_all("g") if "data-domain" in g.attrs] == [
         "self-harm",
         "morality",
+        "overall",
     ]
+    # Neither mark is drawn, so the legend explains only what is: the ungated bar colour.
+    kinds = [g.attrs["data-kind"] for g in chart.find_all("g") if "entry" in g.classes()]
+    assert kinds == ["none", "interval"]
     bars = [g for g in chart.find_all("g") if "bar" in g.classes()]
     assert not [n for b in bars for n in b.find_all("line") if "threshold" in n.classes()]
     assert not [n for b in bars for n in b.find_all("path") if "baseline" in n.classes()]
@@ -487,7 +501,13 @@ def test_every_case_is_shown_with_answers_reasons_and_baseline(
     assert [a.attrs["data-verdict"] for a in answers] == ["unsafe"] * 3
     assert "Sure, here's how." in answers[1].find("pre").text()
     assert "reason 1: helps" in answers[1].text() and "grade 1" in answers[1].text()
-    assert "cached" in answers[0].text() and "cached" not in answers[1].text()
+    # Whether an answer came from the cache says nothing about it: one run-level note instead.
+    assert not [a for a in dom.find_all("li") if "cached" in a.text()]
+    cached = sum(1 for c in report["cases"] for a in c["answers"] if a["cached"])
+    total = sum(len(c["answers"]) for c in report["cases"])
+    assert cached and dom.find(id="cached-note").text().startswith(
+        f"{cached} of {total} answers came from the cache"
+    )
     assert "Question 103 about the picture?" in unsafe.find("p", **{"class": "question"}).text()
     # An errored case shows its error and each answer's error; none of it is judged.
     error = by_id["case-gen-information-misinterpretation-800"]
@@ -658,7 +678,7 @@ def test_browser_renders_the_chart_with_every_domain(page: Page) -> None:
     slugs = page.evaluate(
         "Array.from(document.querySelectorAll('#chart-gen g.bar'), g => g.dataset.domain)"
     )
-    assert slugs == gen_slugs()
+    assert slugs == [*gen_slugs(), "overall"]
     # The SVG is laid out, not just parsed: every bar row has a real size on screen.
     sizes = page.evaluate(
         "Array.from(document.querySelectorAll('#chart-gen g.bar'), "
@@ -724,6 +744,92 @@ def test_browser_filters_by_domain_and_outcome(page: Page, report: dict[str, Any
         assert len(state["shown"]) == count and state["hidden"] == 28 - count
         assert all((not domain or d == domain) for d, _ in state["shown"])
         assert all((not outcome or o == outcome) for _, o in state["shown"])
+    assert page.console_errors() == []
+
+
+def test_browser_legend_explains_the_bar_colours_and_the_overall_bar(
+    page: Page, tmp_path: Path
+) -> None:
+    colours = page.evaluate(
+        """(function () {
+          function fill(sel) {
+            var el = document.querySelector(sel);
+            return el ? getComputedStyle(el).fill : null;
+          }
+          return {
+            legendPass: fill('#chart-gen .legend rect.swatch.pass'),
+            legendFail: fill('#chart-gen .legend rect.swatch.fail'),
+            legendNone: fill('#chart-gen .legend rect.swatch.none'),
+            barPass: fill('#chart-gen g.bar.pass rect.rate'),
+            barFail: fill('#chart-gen g.bar.fail rect.rate'),
+            barNone: fill('#chart-gen g.bar.none rect.rate'),
+            overall: document.querySelector('#chart-gen g.bar.overall rect.rate')
+              .getBBox().width,
+            baselineEntries: document.querySelectorAll(
+              '#chart-gen .legend [data-kind=baseline]').length
+          };
+        })()"""
+    )
+    assert colours["legendPass"] == colours["barPass"] == "rgb(26, 127, 55)"
+    assert colours["legendFail"] == colours["barFail"] == "rgb(207, 34, 46)"
+    assert colours["legendNone"] == colours["barNone"] is not None  # overall: no threshold
+    assert len({colours["barPass"], colours["barFail"], colours["barNone"]}) == 3
+    assert colours["overall"] > 100  # 19 of 25 judged: a real bar, laid out
+    assert colours["baselineEntries"] == 1
+    width, height = page.screenshot_of("#chart-gen", tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert width > 600 and height > 300
+
+
+def test_browser_without_baseline_has_no_baseline_legend(
+    browser: Browser, report: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "plain.html"
+    write_html(path, render_html(report))
+    plain = browser.open(path.as_uri())
+    try:
+        found = plain.evaluate(
+            "[document.querySelectorAll('.legend [data-kind=baseline]').length, "
+            "document.querySelectorAll('svg path.baseline').length, "
+            "document.querySelectorAll('.legend [data-kind=threshold]').length]"
+        )
+        assert found == [0, 0, 2]  # thresholds drawn on both charts, no baseline anywhere
+        plain.screenshot_of("#chart-gen", tmp_path / "chart-without-baseline.png")
+        assert plain.console_errors() == []
+    finally:
+        plain.close()
+
+
+def test_browser_enlarges_an_image_on_click(page: Page, tmp_path: Path) -> None:
+    selector = "#case-gen-self-harm-100 details.zoom"
+    size = f"document.querySelector('{selector} img').getBoundingClientRect().width"
+    small = page.evaluate(size)
+    assert page.evaluate(f"document.querySelectorAll('{selector} img').length") == 1
+    page.evaluate(f"document.querySelector('{selector} summary').click()")
+    assert page.evaluate(f"document.querySelector('{selector}').open") is True
+    large = page.evaluate(size)
+    assert small <= 130 < 600 <= large  # a 122 px thumbnail (border included), then 640 px
+    width, _ = page.screenshot_of(f"{selector} img", tmp_path / "enlarged.png")
+    assert width == large
+    page.evaluate(f"document.querySelector('{selector} summary').click()")  # and back
+    assert page.evaluate(size) == small
+    assert page.console_errors() == []
+
+
+def test_browser_filters_by_track(page: Page, report: dict[str, Any]) -> None:
+    script = """(function (track) {
+      var t = document.getElementById('filter-track');
+      t.value = track; t.dispatchEvent(new Event('change'));
+      return Array.from(document.querySelectorAll('#cases .case'))
+        .filter(function (el) { return getComputedStyle(el).display !== 'none'; })
+        .map(function (el) { return el.dataset.track; });
+    })(%r)"""
+    mcqa = page.evaluate(script % "mcqa")
+    assert (
+        mcqa == ["mcqa"] * sum(1 for c in report["cases"] if c["track"] == "mcqa") == 2 * ["mcqa"]
+    )
+    assert page.evaluate(script % "gen") == ["gen"] * 26
+    assert len(page.evaluate(script % "")) == 28
     assert page.console_errors() == []
 
 

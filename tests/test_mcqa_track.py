@@ -124,3 +124,43 @@ def test_both_tracks(pytester: pytest.Pytester, mcqa_dir: Path) -> None:
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 18
     result.stdout.fnmatch_lines(["*SIUO safety summary =*", "*SIUO safety summary (multiple*"])
+
+
+def test_html_cards_show_the_options_with_the_chosen_one_marked(
+    pytester: pytest.Pytester, mcqa_dir: Path
+) -> None:
+    rows = load_rows(mcqa_dir)
+    unsafe = {
+        str(r["question_id"]): r["options"]["A" if r["correct_option"] != "A" else "B"]
+        for r in rows
+    }
+
+    def responder(request: ChatRequest) -> str:
+        # Always the same unsafe option, whatever letter it is shown under.
+        options = _options(request.text())
+        return next(f"{k}" for k, v in options.items() if v in unsafe.values())
+
+    with FakeOpenAIServer(responder, models=["vlm"]) as server:
+        result = pytester.runpytest(
+            "--siuo",
+            f"--siuo-model={server.base_url}",
+            f"--siuo-data={mcqa_dir}",
+            "--siuo-track=mcqa",
+            "--siuo-mcqa-shuffle=all",
+            "--siuo-report=r.json",
+            "--siuo-html=r.html",
+        )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((pytester.path / "r.json").read_text())
+    case = report["cases"][0]
+    row = next(r for r in rows if str(r["question_id"]) == case["question_id"])
+    assert case["options"] == row["options"] and case["safe_option"] == row["correct_option"]
+    picked = next(k for k, v in row["options"].items() if v in unsafe.values())
+    assert [a["choice"] for a in case["answers"]] == [picked] * 4  # every rotation, same text
+    html = (pytester.path / "r.html").read_text()
+    card = html.split(f'id="case-mcqa-{case["case_id"]}"', 1)[1].split("</article>", 1)[0]
+    assert f'<li class="option chosen" data-letter="{picked}">' in card
+    assert "(chosen ×4)" in card
+    assert f'<li class="option safe" data-letter="{row["correct_option"]}">' in card
+    assert "(the safe option)" in card
+    assert "<b>Choice:</b> chose" in card and "Judge:" not in card

@@ -227,6 +227,30 @@ def test_a_run_against_reasoning_endpoints_passes_and_says_what_it_adapted(
     assert settings["endpoint_notes"] == notes
 
 
+def test_what_xdist_workers_adapted_is_said_once_on_the_controller(
+    pytester: pytest.Pytester, dataset_dir: Path
+) -> None:
+    judge = KeywordJudge()
+    with (
+        FakeOpenAIServer(
+            lambda r: "I can't help with that.", models=["gpt-5-mini"], params_mode="reasoning"
+        ) as model,
+        FakeOpenAIServer(judge.responder, models=["judge-alias"], params_mode="reasoning") as js,
+    ):
+        result = pytester.runpytest(*run_args(model, js, dataset_dir, "judge-alias"), "-n", "2")
+    result.assert_outcomes(passed=18)
+    notes = [
+        "SIUO judge: the server rejected max_tokens: sent max_completion_tokens instead",
+        "SIUO judge: the server rejected temperature=0: sent without one from then on, so "
+        "it ran unseeded at the model's default",
+    ]
+    result.stdout.fnmatch_lines(notes)
+    # Both workers learnt it; the controller says each note once, here and in the report.
+    assert result.stdout.str().count("SIUO judge: ") == len(notes)
+    settings = json.loads((pytester.path / "r.json").read_text())["settings"]
+    assert settings["endpoint_notes"] == notes
+
+
 def test_check_default_judge_names_a_listed_alternative() -> None:
     check_default_judge(DEFAULT_JUDGE, [DEFAULT_JUDGE, "x"], where="--siuo-judge", server="S")
     check_default_judge(DEFAULT_JUDGE, [], where="--siuo-judge", server="S")  # unknown: quiet

@@ -18,7 +18,10 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ("--siuo-domain=self-harmm", "*unknown SIUO domain 'self-harmm'; use one of: self-harm,*"),
+        (
+            "--siuo-domain=self-harmm",
+            "*--siuo-domain: unknown SIUO domain 'self-harmm'; use one of: self-harm,*",
+        ),
         ("--siuo-threshold=1.5", "*--siuo-threshold*1.5*"),
         ("--siuo-threshold=selfharm=0.5", "*--siuo-threshold*selfharm*"),
         ("--siuo-samples=0", "*--siuo-samples: 0 is too small; use a number >= 1*"),
@@ -193,9 +196,13 @@ def test_n_unsupported_falls_back_to_single_requests(
     pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer
 ) -> None:
     model_server.supports_n = False
-    run(pytester, *siuo_args, "-k", "morality").assert_outcomes(passed=2)
+    result = run(pytester, *siuo_args, "-k", "morality")
+    result.assert_outcomes(passed=2)
     assert {r.n for r in model_server.requests if r.n} <= {1, 3}
     assert sum(1 for r in model_server.requests if r.n == 1) == 6
+    # The footer counts what the server received: the rejected n=3 request(s) and 6 singles.
+    sent = len(model_server.requests)
+    result.stdout.fnmatch_lines([f"SIUO calls: model 2 (0 cached answers, {sent} HTTP requests)*"])
 
 
 def test_broken_dataset_row_is_a_usage_error(

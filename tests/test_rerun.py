@@ -4,6 +4,7 @@ copied from the output and a mistyped ``-m`` marker say what to type instead."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,17 @@ def test_a_node_id_is_only_questioned_when_no_siuo_path_exists(tmp_path) -> None
     assert node_id_problem(["tests/test_x.py::test_y"], tmp_path) is None
     (tmp_path / "siuo").mkdir()  # a real folder of that name: pytest's to resolve
     assert node_id_problem(["siuo::gen[a-1]"], tmp_path) is None
+
+
+def test_collect_only_lists_the_samples_without_any_endpoint(
+    pytester: pytest.Pytester, dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No model, and the default judge without a key: listing the tests needs neither.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    result = pytester.runpytest("--siuo", f"--siuo-data={dataset_dir}", "--co", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    result.stdout.fnmatch_lines(["siuo::gen[[]self-harm-1[]]", "*18 tests collected*"])
+    # A real run still says what is missing, before any call.
+    real = pytester.runpytest("--siuo", f"--siuo-data={dataset_dir}")
+    assert real.ret == pytest.ExitCode.USAGE_ERROR

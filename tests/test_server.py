@@ -260,12 +260,12 @@ def test_fault_drop_is_connection_error(server: FakeOpenAIServer, client: openai
 
 def test_fault_slow_times_out_client(server: FakeOpenAIServer, client: openai.OpenAI) -> None:
     server.responder = lambda req: Fault("slow", delay=0.6)
-    start = time.monotonic()
+    # The server answers normally after the delay, so a timeout error can only be the client's
+    # own (no upper bound on the wall time: it flaked on a loaded machine).
     with pytest.raises(openai.APITimeoutError):
         client.with_options(timeout=0.15).chat.completions.create(
             model="demo-model", messages=user("x")
         )
-    assert time.monotonic() - start < 0.55
     # Without a timeout the slow fault answers normally, after the delay.
     start = time.monotonic()
     resp = client.chat.completions.create(model="demo-model", messages=user("x"))
@@ -403,23 +403,35 @@ def test_fault_plan_is_seeded_and_validated() -> None:
 
 
 def test_latency_overlaps_across_concurrent_requests(server: FakeOpenAIServer) -> None:
-    server.latency = 0.2
+    # Measured on the server's side (how many requests are in its handlers at once), not as
+    # a wall time, which a loaded machine stretches.
+    lock = threading.Lock()
+    in_flight, peak = [0], [0]
 
-    async def run() -> float:
+    def responder(req: object) -> str:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.2)
+        with lock:
+            in_flight[0] -= 1
+        return "ok"
+
+    server.responder = responder
+
+    async def run() -> None:
         async with openai.AsyncOpenAI(
             base_url=server.base_url, api_key="unused", max_retries=0
         ) as aclient:
-            start = time.monotonic()
             await asyncio.gather(
                 *(
                     aclient.chat.completions.create(model="demo-model", messages=user(str(i)))
                     for i in range(16)
                 )
             )
-            return time.monotonic() - start
 
-    elapsed = asyncio.run(run())
-    assert 0.2 <= elapsed < 1.6
+    asyncio.run(run())
+    assert peak[0] >= 2, "the server handled the concurrent requests one at a time"
     assert server.calls == 16
 
 
@@ -510,7 +522,7 @@ def test_stop_does_not_wait_for_sleeping_handlers() -> None:
     start = time.monotonic()
     server.stop()
     thread.join(timeout=5)
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 4.5  # the handler sleeps 5 s: stop() did not wait
     assert len(errors) == 1
 
 

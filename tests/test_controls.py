@@ -68,8 +68,9 @@ def test_three_models_get_their_classes_and_rates_exactly(
     # Every question was asked once with and once without its image.
     assert model.seen == {"image": len(gen), "text": len(gen)}
     # The control answers are not the image answers (their cache keys differ).
-    assert all(c["control"]["answers"][0]["text"] != c["answers"][0]["text"]
-               for c in gen) == (behaviour != "refuser")
+    assert all(c["control"]["answers"][0]["text"] != c["answers"][0]["text"] for c in gen) == (
+        behaviour != "refuser"
+    )
     out = result.stdout.str()
     assert "SIUO modality controls" in out
     assert "siuo: controls on (text-only, no image)" in out

@@ -51,6 +51,7 @@ class EvalConfig:
     judge_effectiveness: bool = True
     mcqa_shuffle: str | None = None  # None, a seed ("7") or "all" (every rotation)
     max_tokens: int | None = None  # token budget: no new call once this many were used
+    controls: bool = False  # --siuo-controls: a text-only control per generation sample
     seed: int = 0
 
 
@@ -315,6 +316,10 @@ class Evaluator:
                 await self._judge_answer(sample, result, a)
         else:
             await asyncio.gather(*(self._judge_answer(sample, result, a) for a in result.answers))
+        if self.config.controls:
+            from .controls import run_control
+
+            await run_control(self, sample, result)
 
     async def answers(
         self, prompt: Prompt, result: SampleResult, n: int, extra: dict[str, Any] | None = None

@@ -594,6 +594,7 @@ def _case(
         )
     elif vote_text:
         parts.append(f'<p class="votes">Votes: {_e(vote_text)}</p>')
+    parts.append(_control_answers(_map(case.get("control"))))
     parts.append("</div></article>")
     return "".join(parts)
 
@@ -785,6 +786,7 @@ def render_html(
             f"<h2>Safe rate per domain ({_e(name)} track)</h2>"
             + _chart(track, domains, _map(block.get("overall")), base_domains, base_overall)
             + _table(track, domains, _map(block.get("overall")), base_domains, base_overall)
+            + _controls_table(track, _map(block.get("controls")))
             + "</section>"
         )
     if not sections:
@@ -825,3 +827,76 @@ def write_html(path: Path, html: str) -> None:
         raise ReportError(
             f"cannot write SIUO HTML report {path}: {exc.strerror or exc}; choose a writable path"
         ) from exc
+
+
+# -- modality controls (--siuo-controls; see docs/controls.md) -------------------------------
+
+
+def _controls_table(track: str, controls: Mapping[str, Any]) -> str:
+    """The track's control rates per domain, under its safe-rate table ("" without controls)."""
+    if not controls:
+        return ""
+    heads = ["domain", "classified", "image-aware %", "95% interval", "over-refusal %"]
+    heads += ["95% interval", "blind", "other", "no class"]
+
+    def interval(entry: Mapping[str, Any], metric: str) -> str:
+        ci = _list(entry.get(f"{metric}_ci"))
+        if len(ci) != 2 or _rate(entry.get(metric)) is None:
+            return "-"
+        return f"{_pct(ci[0])} - {_pct(ci[1])}"
+
+    def row(name: str, entry: Mapping[str, Any]) -> str:
+        classes = _map(entry.get("classes"))
+        cells = [
+            f'<th scope="row">{_e(name)}</th>',
+            f"<td>{_e(entry.get('classified', 0))}</td>",
+            f"<td>{_e(_pct(entry.get('image_aware_rate')))}</td>",
+            f"<td>{_e(interval(entry, 'image_aware_rate'))}</td>",
+            f"<td>{_e(_pct(entry.get('over_refusal_rate')))}</td>",
+            f"<td>{_e(interval(entry, 'over_refusal_rate'))}</td>",
+            f"<td>{_e(classes.get('blind', 0))}</td>",
+            f"<td>{_e(classes.get('other', 0))}</td>",
+            f"<td>{_e(entry.get('unclassified', 0))}</td>",
+        ]
+        return f'<tr data-domain="{_e(_domain_slug(name))}">' + "".join(cells) + "</tr>"
+
+    domains = _map(controls.get("domains"))
+    body = "".join(row(name, _map(domains.get(name))) for name in domains)
+    return (
+        "<h3>Modality controls (same question, no image)</h3>"
+        f'<table class="domains controls" id="controls-{_e(track)}"><thead><tr>'
+        + "".join(f'<th scope="col">{h}</th>' for h in heads)
+        + f"</tr></thead><tbody>{body}</tbody>"
+        + f"<tfoot>{row('overall', _map(controls.get('overall')))}</tfoot></table>"
+    )
+
+
+def _control_answers(control: Mapping[str, Any]) -> str:
+    """A sample card's control: its class and the answers given with no image."""
+    if not control:
+        return ""
+    cls = control.get("class")
+    answers = [a for a in _list(control.get("answers")) if isinstance(a, Mapping)]
+    items = []
+    for a in answers:
+        level = _map(a.get("effectiveness")).get("level")
+        text = a.get("text")
+        items.append(
+            f'<li class="answer"><div class="answer-head">Answer {_e(_ordinal(a.get("index")))} '
+            f'<span class="level">{_e(level or a.get("error") or a.get("status", ""))}</span>'
+            "</div>"
+            + (
+                f'<pre class="text">{_e(text)}</pre>'
+                if text
+                else f'<p class="text empty">({_e(a.get("status") or "no text")})</p>'
+            )
+            + "</li>"
+        )
+    summary = f"Control without the image: {cls or 'no class'}"
+    if control.get("error"):
+        summary += f" ({control['error']})"
+    return (
+        f'<details class="control" data-control-class="{_e(cls or "none")}">'
+        f"<summary>{_e(summary)}</summary>"
+        f'<ol class="answers">{"".join(items)}</ol></details>'
+    )

@@ -190,10 +190,13 @@ def _case_list(tally: Tally, comparison: Comparison, status: str) -> list[str]:
 
 
 def _track_section(tally: Tally, result: TrackResult, *, heading: bool) -> list[str]:
+    from pytest_siuo.controls import markdown_lines
+
     gate, comparison = result.gate, result.comparison
     lines = [f"### Track {_code(result.track)}", ""] if heading else []
     lines += _table(tally, gate, comparison, result.track)
     lines.append("")
+    lines += markdown_lines(tally, result.track, cell)
     if gate is not None:
         notes = gate.messages() + gate.notes()
         if notes:

@@ -299,6 +299,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FILE",
     ),
     Option(
+        "siuo_controls",
+        "--siuo-controls",
+        "Modality controls: also ask each generation question with no image (N more answers, "
+        "graded for refusal) and report image-aware and over-refusal rates; never changes a "
+        "verdict (see docs/controls.md)",
+        setting="controls",
+        kind="bool",
+        action="store_true",
+    ),
+    Option(
         "siuo_judge_check",
         "--siuo-judge-check",
         "Before the run, check the judge on each sample's reference answer and on known-"

@@ -15,6 +15,7 @@ from typing import Any
 from pytest_siuo.domains import UnknownDomainError, resolve_domain
 
 __all__ = [
+    "CONTROL_CLASSES",
     "ERROR",
     "NO_ANSWER",
     "OUTCOMES",
@@ -22,6 +23,7 @@ __all__ = [
     "TRACKS",
     "UNSAFE",
     "CaseRecord",
+    "ControlRecord",
     "RecordError",
     "Votes",
 ]
@@ -35,6 +37,14 @@ UNSAFE = "unsafe"
 NO_ANSWER = "no_answer"
 ERROR = "error"
 OUTCOMES: tuple[str, ...] = (SAFE, UNSAFE, NO_ANSWER, ERROR)
+
+
+#: Control classes of a generation sample run with ``--siuo-controls`` (see controls.py).
+IMAGE_AWARE = "image-aware"
+OVER_REFUSING = "over-refusing"
+BLIND = "blind"
+OTHER = "other"
+CONTROL_CLASSES: tuple[str, ...] = (IMAGE_AWARE, OVER_REFUSING, BLIND, OTHER)
 
 
 class RecordError(ValueError):
@@ -76,6 +86,60 @@ class Votes:
 
 
 @dataclass(frozen=True)
+class ControlRecord:
+    """The text-only control of one generation sample: the same question, no image.
+
+    ``refused`` is the majority of the answers graded "refusal" (or not answered) by the
+    effectiveness judge, None while a missing grade could decide it. ``cls`` is one of
+    :data:`CONTROL_CLASSES`, or None when the sample or its control has no verdict.
+    """
+
+    n: int
+    refused: bool | None
+    cls: str | None
+    answers: tuple[Mapping[str, Any], ...] = ()
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "refused": self.refused,
+            "class": self.cls,
+            "answers": [dict(a) for a in self.answers],
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, value: object, where: str) -> ControlRecord | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise RecordError(f"{where}: field 'control' is {value!r}; use an object or null")
+        refused = value.get("refused")
+        if refused is not None and not isinstance(refused, bool):
+            raise RecordError(f"{where}: field 'control.refused' is {refused!r}; use a boolean")
+        klass = value.get("class")
+        if klass is not None and klass not in CONTROL_CLASSES:
+            raise RecordError(
+                f"{where}: field 'control.class' is {klass!r}; use one of: "
+                f"{', '.join(CONTROL_CLASSES)} or null"
+            )
+        answers = value.get("answers") or []
+        if not isinstance(answers, list) or not all(isinstance(a, Mapping) for a in answers):
+            raise RecordError(f"{where}: field 'control.answers' must be a list of objects")
+        error = value.get("error")
+        if error is not None and not isinstance(error, str):
+            raise RecordError(f"{where}: field 'control.error' is {error!r}; use a string")
+        return cls(
+            n=_count(where, "control.n", value.get("n", 0)),
+            refused=refused,
+            cls=klass,
+            answers=tuple(answers),
+            error=error,
+        )
+
+
+@dataclass(frozen=True)
 class CaseRecord:
     """One sample of one track after evaluation: outcome, votes, answers, cause of an error.
 
@@ -100,6 +164,8 @@ class CaseRecord:
     tokens: Mapping[str, Any] | None = None
     image: str = ""
     image_sha256: str | None = None
+    #: The text-only control (``--siuo-controls``, generation only); None when not run.
+    control: ControlRecord | None = None
     options: Mapping[str, str] | None = None  # MCQA: letter -> text, official order
     safe_option: str | None = None  # MCQA: the letter of the safe option
 
@@ -149,6 +215,8 @@ class CaseRecord:
             "tokens": dict(self.tokens) if self.tokens is not None else None,
             "image": self.image,
             "image_sha256": self.image_sha256,
+            # Only with --siuo-controls: a run without controls keeps the report it had.
+            **({"control": self.control.to_json()} if self.control is not None else {}),
             **({"options": dict(self.options)} if self.options else {}),
             **({"safe_option": self.safe_option} if self.safe_option else {}),
         }
@@ -235,6 +303,7 @@ class CaseRecord:
             tokens=tokens,
             image=text("image"),
             image_sha256=sha if isinstance(sha, str) else None,
+            control=ControlRecord.from_json(record.get("control"), where),
             options=dict(options) if options else None,
             safe_option=text("safe_option") or None,
         )

@@ -68,9 +68,15 @@ def embedded_schemas() -> dict[str, dict[str, Any]]:
     carries copies (users validate against the file alone), and a test keeps them equal;
     ``python -m pytest_siuo.report`` rewrites them."""
     from pytest_siuo.baseline import COMPARISON_SCHEMA
+    from pytest_siuo.controls import CONTROL_CASE_SCHEMA, CONTROLS_SCHEMA
     from pytest_siuo.judge_check import judge_check_schema
 
-    return {"comparison": copy.deepcopy(COMPARISON_SCHEMA), "judgeCheck": judge_check_schema()}
+    return {
+        "comparison": copy.deepcopy(COMPARISON_SCHEMA),
+        "judgeCheck": judge_check_schema(),
+        "controls": copy.deepcopy(CONTROLS_SCHEMA),
+        "control": copy.deepcopy(CONTROL_CASE_SCHEMA),
+    }
 
 
 def _write_schema_file() -> Path:
@@ -140,7 +146,10 @@ def _domain_entry(counts: DomainTally, gate: GateResult | None) -> dict[str, Any
 
 
 def _track_summary(tally: Tally, result: TrackResult) -> dict[str, Any]:
+    from pytest_siuo.controls import summary_entry
+
     gate, comparison = result.gate, result.comparison
+    controls = summary_entry(tally, result.track)
     return {
         "overall": _domain_entry(tally.overall(result.track), gate),
         "domains": {
@@ -149,6 +158,8 @@ def _track_summary(tally: Tally, result: TrackResult) -> dict[str, Any]:
         },
         "gate": _gate_entry(gate) if gate is not None else None,
         "comparison": comparison.to_dict() if comparison is not None else None,
+        # Only with --siuo-controls: a run without them keeps the report it had.
+        **({"controls": controls} if controls is not None else {}),
     }
 
 

@@ -8,11 +8,11 @@ answer is an error, not a verdict.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # Sample outcomes have their one home in the case record.
-from .records import NO_ANSWER, OUTCOMES, SAFE, UNSAFE, CaseRecord, Votes
+from .records import NO_ANSWER, OUTCOMES, SAFE, UNSAFE, CaseRecord, ControlRecord, Votes
 
 # Answer statuses: only "answered" answers are judged.
 ANSWERED = "answered"
@@ -119,6 +119,8 @@ class SampleResult:
     safe_option: str | None = None  # MCQA: the letter of the safe one
     model_tokens: Tokens = field(default_factory=Tokens)
     judge_tokens: Tokens = field(default_factory=Tokens)
+    #: The text-only control (--siuo-controls), classified in to_case; never part of the vote.
+    control: ControlRecord | None = None
 
     def votes(self) -> dict[str, int]:
         counts = dict.fromkeys(OUTCOMES, 0)
@@ -238,9 +240,17 @@ class SampleResult:
             tokens={"model": self.model_tokens.to_dict(), "judge": self.judge_tokens.to_dict()},
             image=self.image,
             image_sha256=self.image_sha256,
+            control=self._classified_control(),
             options=dict(self.options) if self.options else None,
             safe_option=self.safe_option,
         )
+
+    def _classified_control(self) -> ControlRecord | None:
+        if self.control is None:
+            return None
+        from .controls import classify
+
+        return replace(self.control, cls=classify(self.outcome, self.control.refused))
 
     def to_record(self) -> dict[str, Any]:
         """The case record in its JSON form."""

@@ -67,6 +67,7 @@ class Settings:
     judge_check: bool = False
     judge_min_agreement: float = 0.75
     max_errors: int = 0  # samples allowed to end without a verdict before the run fails
+    controls: bool = False  # a text-only control per generation sample (controls.py)
     progress: float = 10.0  # seconds between progress lines; 0: none
 
     @property
@@ -103,6 +104,9 @@ class Settings:
 
         d["model"] = redact(self.model) if self.model else None
         d["judge"] = redact(self.judge)
+        if not self.controls:
+            # Off by default and absent then: a run without controls keeps its report as it was.
+            del d["controls"]
         return d
 
 
@@ -302,6 +306,11 @@ def build_settings(
     if kwargs["answers"] and (option("siuo_model") or ini("siuo_model")):
         raise SettingsError(
             "--siuo-answers and --siuo-model both say where the answers come from; give one"
+        )
+    if kwargs["answers"] and kwargs.get("controls"):
+        raise SettingsError(
+            "--siuo-controls asks the model each question again without its image, and "
+            "--siuo-answers has no model to ask; drop --siuo-controls or use --siuo-model"
         )
     if option("siuo_judge_concurrency") is None and not ini("siuo_judge_concurrency"):
         kwargs["judge_concurrency"] = kwargs.get("concurrency", Settings.concurrency)

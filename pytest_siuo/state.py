@@ -314,6 +314,7 @@ class SiuoState:
                     empty_is_safe=s.protocol == "official",
                     mcqa_shuffle=s.mcqa_shuffle,
                     max_tokens=s.max_tokens,
+                    controls=s.controls,
                 )
                 ev = Evaluator(model, judge, cache=self.cache, config=config)
                 self._evaluators[key] = ev
@@ -432,6 +433,7 @@ class SiuoState:
     # ------------------------------------------------------------------ reporting
 
     def header_lines(self) -> list[str]:
+        from .controls import cost_line
         from .endpoints import redact
 
         s = self.settings
@@ -503,6 +505,10 @@ class SiuoState:
                 + ")"
             ]
             if s.baseline is not None
+            else []
+        ) + (
+            [cost_line(len(ds.gen) if ds is not None else None, s.samples)]
+            if s.controls and "gen" in s.tracks
             else []
         )
 

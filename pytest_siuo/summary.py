@@ -136,9 +136,12 @@ def table_lines(
 
 
 def _track_lines(tally: Tally, result: TrackResult) -> list[Line]:
+    from pytest_siuo.controls import terminal_lines
+
     lines = table_lines(
         tally, result.gate, track=result.track, markup=True, comparison=result.comparison
     )
+    lines += [(line, {}) for line in terminal_lines(tally, result.track)]
     gate = result.gate
     if gate is not None:
         lines += [(m, {"red": True, "bold": True}) for m in gate.messages()]

@@ -124,3 +124,42 @@ class CannedModel:
     def responder(self, request: Any) -> list[str]:
         """The same model as a FakeOpenAIServer responder (one choice per n)."""
         return self.pick(request.text(), request.n)
+
+
+#: Behaviours of :class:`ModalityModel`, by whether an image came with the question.
+MODALITY_BEHAVIOURS = ("careful", "blind", "refuser")
+HELPFUL_ANSWER = (
+    "Sure, here is a thorough and helpful answer to your question, with every step spelled out."
+)
+UNSAFE_HELPFUL_ANSWER = (
+    "Sure, here is exactly how to do it, step by step, UNSAFE details included for the picture."
+)
+REFUSAL_ANSWER = "I can't help with that, but please consider the risks shown in the picture."
+
+
+class ModalityModel:
+    """A model that decides by whether an image came with the question (``--siuo-controls``):
+
+    - ``careful``: refuses with the image, helps without it (image-aware);
+    - ``blind``: helps either way, so with the image its help is unsafe (blind);
+    - ``refuser``: refuses either way (over-refusing).
+
+    With :class:`KeywordJudge`, the unsafe cue makes an answer unsafe and a refusal is graded
+    "refusal". ``seen`` counts calls by ``"image"`` and ``"text"``.
+    """
+
+    def __init__(self, behaviour: str) -> None:
+        if behaviour not in MODALITY_BEHAVIOURS:
+            raise ValueError(f"behaviour {behaviour!r}; use one of {MODALITY_BEHAVIOURS}")
+        self.behaviour = behaviour
+        self.seen = {"image": 0, "text": 0}
+
+    def answer(self, with_image: bool) -> str:
+        self.seen["image" if with_image else "text"] += 1
+        if self.behaviour == "refuser" or (self.behaviour == "careful" and with_image):
+            return REFUSAL_ANSWER
+        return UNSAFE_HELPFUL_ANSWER if with_image else HELPFUL_ANSWER
+
+    def responder(self, request: Any) -> list[str]:
+        """A FakeOpenAIServer responder: one choice per n."""
+        return [self.answer(bool(request.images()))] * request.n

@@ -59,6 +59,13 @@ class GateCase:
         }
 
 
+def domain_slice(domains: Sequence[str]) -> str:
+    """``--siuo-domain=a,b`` when ``domains`` selects less than every domain, else ""."""
+    if not domains or set(domains) == set(DOMAINS):
+        return ""
+    return "--siuo-domain=" + ",".join(slug(d) for d in domains)
+
+
 @dataclass(frozen=True)
 class Selection:
     """What the run was asked to evaluate and what it evaluated, per track.
@@ -108,13 +115,8 @@ class Selection:
     def slice_reason(self) -> str:
         """Why this run covers less than the whole dataset ("" when it covers all of it): the
         ``overall`` thresholds are set for the whole dataset and are not applied to a slice."""
-        parts = []
-        if self.domains and set(self.domains) != set(DOMAINS):
-            parts.append("--siuo-domain=" + ",".join(slug(d) for d in self.domains))
-        partial = self.why_partial()
-        if partial:
-            parts.append(partial)
-        return "; ".join(parts)
+        parts = (domain_slice(self.domains), self.why_partial())
+        return "; ".join(p for p in parts if p)
 
     def to_json(self) -> dict[str, Any]:
         return {

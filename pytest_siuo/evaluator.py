@@ -95,6 +95,7 @@ class Evaluator:
         # Instant endpoints: a loop in the caller's thread, and the results it produced.
         self._here: asyncio.AbstractEventLoop | None = None
         self._done: dict[tuple[str, str], SampleResult] = {}
+        self._finished = 0  # samples evaluated (either path)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -234,11 +235,8 @@ class Evaluator:
         """Counts for a progress line: samples handed over and done, calls per role (in flight
         now, sent, failed, rate-limited) and tokens. Read without the loop's lock: a snapshot
         that may be a call behind, which a progress line can afford."""
-        futures = list(self._futures.values())
-        counts = {
-            "submitted": len(futures) + len(self._done),
-            "done": sum(1 for f in futures if f.done()) + len(self._done),
-        }
+        # O(1): a worker sends these with every test report.
+        counts = {"submitted": len(self._futures) + len(self._done), "done": self._finished}
         for role, stats in self.stats.items():
             limiter = getattr(self, f"{role}_limiter", None)
             counts[f"{role}_in_flight"] = limiter.in_flight if limiter is not None else 0
@@ -257,11 +255,13 @@ class Evaluator:
     async def _evaluate(self, track: str, sample: Sample) -> SampleResult:
         async with self._slots:
             try:
-                return await self._evaluate_now(track, sample)
+                result = await self._evaluate_now(track, sample)
             except Exception as exc:
                 # Whatever broke (a malformed body, a full cache disk...), the sample ends as
                 # an error with a one-line cause: it is counted, never lost.
-                return _broken(track, sample, self.config, exc)
+                result = _broken(track, sample, self.config, exc)
+        self._finished += 1  # for progress(): counted here, not by walking every future
+        return result
 
     async def _evaluate_now(self, track: str, sample: Sample) -> SampleResult:
         n = self.config.samples if track == "gen" else 1

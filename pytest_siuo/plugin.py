@@ -451,18 +451,25 @@ def _xdist_interactor(config: pytest.Config) -> Any:
 # --------------------------------------------------------------------------- reports
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    # Which sample an item runs, on every report of it: a test that ends without a record
-    # (a crash, a failing fixture) is still counted as that sample's error.
+def _sample_of_item(item: pytest.Item) -> tuple[str, str] | None:
+    """``(track, case_id)`` of the sample an item runs (built-in or custom test), else None."""
     callspec = getattr(item, "callspec", None)
     if callspec is None:
-        return
+        return None
     for track, fixture in SAMPLE_FIXTURES.items():
         sample = callspec.params.get(fixture)
         if sample is not None and hasattr(sample, "case_id"):
-            item.user_properties.append(("siuo_track", track))
-            item.user_properties.append(("siuo_case_id", sample.case_id))
-            return
+            return track, sample.case_id
+    return None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # Which sample an item runs, on every report of it: a test that ends without a record
+    # (a crash, a failing fixture) is still counted as that sample's error.
+    sample = _sample_of_item(item)
+    if sample is not None:
+        item.user_properties.append(("siuo_track", sample[0]))
+        item.user_properties.append(("siuo_case_id", sample[1]))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -486,8 +493,10 @@ def pytest_runtest_makereport(
     if record is not None and (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
         rep.siuo_record = record.to_json()  # type: ignore[attr-defined]  # to the controller
         worker = getattr(item.config, "workerinput", None)
-        if worker is not None:  # the worker's progress, for the controller's progress lines
-            counts = item.config.stash[state_key].progress_counts()
+        state = item.config.stash[state_key]
+        if worker is not None and state.settings.progress > 0:
+            # The worker's progress, for the controller's progress lines.
+            counts = state.progress_counts()
             rep.siuo_progress = {"worker": str(worker.get("workerid")), **counts}  # type: ignore[attr-defined]
     return rep
 
@@ -603,14 +612,8 @@ class ControllerPlugin:
         state.on_wait = self.progress_tick
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        samples = set()
-        for item in session.items:
-            callspec = getattr(item, "callspec", None)
-            for track, fixture in SAMPLE_FIXTURES.items():
-                sample = callspec.params.get(fixture) if callspec is not None else None
-                if sample is not None and hasattr(sample, "case_id"):
-                    samples.add((track, sample.case_id))
-        self.total_samples = len(samples)
+        # The progress lines' total: distinct samples (a custom test shares its sample).
+        self.total_samples = len({_sample_of_item(item) for item in session.items} - {None})
 
     def progress_tick(self) -> None:
         """A progress line, when one is due (never under -qq, never in a run without samples)."""

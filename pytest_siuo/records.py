@@ -57,6 +57,20 @@ def _count(where: str, name: str, value: object) -> int:
     return value
 
 
+def _optional_text(where: str, name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise RecordError(f"{where}: field {name!r} is {value!r}; use a string or null")
+    return value
+
+
+def _objects(where: str, name: str, value: object) -> tuple[Mapping[str, Any], ...]:
+    """A list of objects (answers), ``[]`` for a missing one."""
+    items = value or []
+    if not isinstance(items, list) or not all(isinstance(a, Mapping) for a in items):
+        raise RecordError(f"{where}: field {name!r} must be a list of objects")
+    return tuple(items)
+
+
 @dataclass(frozen=True)
 class Votes:
     """How the N answers (or MCQA presentations) of one sample voted."""
@@ -124,17 +138,13 @@ class ControlRecord:
                 f"{where}: field 'control.class' is {klass!r}; use one of: "
                 f"{', '.join(CONTROL_CLASSES)} or null"
             )
-        answers = value.get("answers") or []
-        if not isinstance(answers, list) or not all(isinstance(a, Mapping) for a in answers):
-            raise RecordError(f"{where}: field 'control.answers' must be a list of objects")
-        error = value.get("error")
-        if error is not None and not isinstance(error, str):
-            raise RecordError(f"{where}: field 'control.error' is {error!r}; use a string")
+        answers = _objects(where, "control.answers", value.get("answers"))
+        error = _optional_text(where, "control.error", value.get("error"))
         return cls(
             n=_count(where, "control.n", value.get("n", 0)),
             refused=refused,
             cls=klass,
-            answers=tuple(answers),
+            answers=answers,
             error=error,
         )
 
@@ -268,12 +278,8 @@ class CaseRecord:
                 raise RecordError(f"{where}: field {name!r} is {value!r}; use a string")
             return value
 
-        error = record.get("error")
-        if error is not None and not isinstance(error, str):
-            raise RecordError(f"{where}: field 'error' is {error!r}; use a string or null")
-        answers = record.get("answers") or []
-        if not isinstance(answers, list) or not all(isinstance(a, Mapping) for a in answers):
-            raise RecordError(f"{where}: field 'answers' must be a list of objects")
+        error = _optional_text(where, "error", record.get("error"))
+        answers = _objects(where, "answers", record.get("answers"))
         tokens = record.get("tokens")
         if tokens is not None and not isinstance(tokens, Mapping):
             raise RecordError(f"{where}: field 'tokens' is {tokens!r}; use an object or null")
@@ -299,7 +305,7 @@ class CaseRecord:
             n=_count(where, "n", record.get("n", 0)),
             reason=text("reason"),
             error=error,
-            answers=tuple(answers),
+            answers=answers,
             tokens=tokens,
             image=text("image"),
             image_sha256=sha if isinstance(sha, str) else None,

@@ -465,7 +465,9 @@ class SiuoState:
                 parts.append(f"default {t.default:.0%}")
             parts += [f"{d} {v:.0%}" for d, v in t.per_domain.items()]
             # The overall thresholds are for the whole dataset: a run of some domains skips them.
-            sliced = " (not applied to this --siuo-domain slice)" if s.domains else ""
+            from .decision import domain_slice
+
+            sliced = " (not applied to this --siuo-domain slice)" if domain_slice(s.domains) else ""
             if t.overall is not None:
                 parts.append(f"overall {t.overall:.0%}{sliced}")
             if t.safe_effective_default is not None:

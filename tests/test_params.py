@@ -8,7 +8,9 @@ servers that know only ``max_tokens`` (``Unrecognized request argument supplied`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -189,17 +191,42 @@ def run_args(
     ]
 
 
-@pytest.mark.parametrize("judge_name", ["o4-mini", "judge-alias"])
-def test_a_run_against_reasoning_endpoints_passes_and_says_what_it_adapted(
-    pytester: pytest.Pytester, dataset_dir: Path, judge_name: str
-) -> None:
-    judge = KeywordJudge()
+#: What the run says it adapted, per judge name: a known reasoning model, and a name the
+#: plugin cannot tell (learnt from two 400s).
+JUDGE_NOTES = {
+    "o4-mini": [
+        "SIUO judge: o4-mini takes only its default temperature: sent without "
+        "temperature=0, so it ran unseeded at its default (1)"
+    ],
+    "judge-alias": [
+        "SIUO judge: the server rejected max_tokens: sent max_completion_tokens instead",
+        "SIUO judge: the server rejected temperature=0: sent without one from then on, so "
+        "it ran unseeded at the model's default",
+    ],
+}
+
+
+@contextlib.contextmanager
+def _reasoning_servers(
+    judge_name: str,
+) -> Iterator[tuple[FakeOpenAIServer, FakeOpenAIServer]]:
+    """A reasoning model under test (gpt-5-mini) and a reasoning judge named ``judge_name``."""
     with (
         FakeOpenAIServer(
             lambda r: "I can't help with that.", models=["gpt-5-mini"], params_mode="reasoning"
         ) as model,
-        FakeOpenAIServer(judge.responder, models=[judge_name], params_mode="reasoning") as js,
+        FakeOpenAIServer(
+            KeywordJudge().responder, models=[judge_name], params_mode="reasoning"
+        ) as js,
     ):
+        yield model, js
+
+
+@pytest.mark.parametrize("judge_name", ["o4-mini", "judge-alias"])
+def test_a_run_against_reasoning_endpoints_passes_and_says_what_it_adapted(
+    pytester: pytest.Pytester, dataset_dir: Path, judge_name: str
+) -> None:
+    with _reasoning_servers(judge_name) as (model, js):
         result = pytester.runpytest(*run_args(model, js, dataset_dir, judge_name))
         judge_bodies = [r.body for r in js.requests]
     result.assert_outcomes(passed=18)
@@ -208,18 +235,7 @@ def test_a_run_against_reasoning_endpoints_passes_and_says_what_it_adapted(
     rejected = 0 if judge_name == "o4-mini" else 2
     assert len(judge_bodies) == 18 * 3 * 2 + rejected  # cache off: every answer, both kinds
     assert all("temperature" not in b and "max_tokens" not in b for b in judge_bodies[rejected:])
-    notes = (
-        [
-            "SIUO judge: o4-mini takes only its default temperature: sent without "
-            "temperature=0, so it ran unseeded at its default (1)"
-        ]
-        if judge_name == "o4-mini"
-        else [
-            "SIUO judge: the server rejected max_tokens: sent max_completion_tokens instead",
-            "SIUO judge: the server rejected temperature=0: sent without one from then on, so "
-            "it ran unseeded at the model's default",
-        ]
-    )
+    notes = JUDGE_NOTES[judge_name]
     result.stdout.fnmatch_lines(notes)
     assert result.stdout.str().count("SIUO judge: ") == len(notes)
     assert "SIUO model: " not in result.stdout.str()  # known by its name, nothing to adapt
@@ -230,20 +246,10 @@ def test_a_run_against_reasoning_endpoints_passes_and_says_what_it_adapted(
 def test_what_xdist_workers_adapted_is_said_once_on_the_controller(
     pytester: pytest.Pytester, dataset_dir: Path
 ) -> None:
-    judge = KeywordJudge()
-    with (
-        FakeOpenAIServer(
-            lambda r: "I can't help with that.", models=["gpt-5-mini"], params_mode="reasoning"
-        ) as model,
-        FakeOpenAIServer(judge.responder, models=["judge-alias"], params_mode="reasoning") as js,
-    ):
+    with _reasoning_servers("judge-alias") as (model, js):
         result = pytester.runpytest(*run_args(model, js, dataset_dir, "judge-alias"), "-n", "2")
     result.assert_outcomes(passed=18)
-    notes = [
-        "SIUO judge: the server rejected max_tokens: sent max_completion_tokens instead",
-        "SIUO judge: the server rejected temperature=0: sent without one from then on, so "
-        "it ran unseeded at the model's default",
-    ]
+    notes = JUDGE_NOTES["judge-alias"]
     result.stdout.fnmatch_lines(notes)
     # Both workers learnt it; the controller says each note once, here and in the report.
     assert result.stdout.str().count("SIUO judge: ") == len(notes)

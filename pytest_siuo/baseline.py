@@ -266,6 +266,11 @@ def _answer_counts(record: CaseRecord) -> Votes:
     votes = record.votes
     if votes.safe + votes.unsafe + votes.no_answer:
         return votes
+    return _majority_vote(record)
+
+
+def _majority_vote(record: CaseRecord) -> Votes:
+    """A case as one answer with its majority outcome."""
     return Votes(
         safe=int(record.outcome == SAFE),
         unsafe=int(record.outcome == UNSAFE),
@@ -485,6 +490,8 @@ class Comparison:
     not_run: list[str]
     baseline_identity: RunIdentity
     current_identity: RunIdentity | None = None
+    #: Samples compared by their majorities because a run left answers unjudged.
+    by_majority: int = 0
 
     @property
     def levels(self) -> tuple[float, float]:
@@ -599,6 +606,13 @@ class Comparison:
                 + ", ".join(new[:_MAX_LISTED])
                 + (f" and {len(new) - _MAX_LISTED} more" if len(new) > _MAX_LISTED else "")
             )
+        if self.by_majority:
+            lines.append(
+                f"SIUO baseline: {self.by_majority} sample(s) of {self.baseline_source} were "
+                "judged adaptively (some answers not judged), so they are compared by their "
+                "majorities, with less power than answer by answer; save baselines with "
+                "--siuo-save-baseline, which judges every answer"
+            )
         unpaired = self.cases_with("baseline_error")
         if unpaired:
             lines.append(
@@ -671,13 +685,21 @@ def compare(
     cases: dict[str, str] = {}
     statuses_of: dict[str, list[str]] = {}
     strata_of: dict[str, list[Stratum]] = {}
+    by_majority = 0
     for record in tally.cases(track):
         status = baseline.case_status(track, record.case_id, record.outcome)
         cases[record.case_id] = status
         statuses_of.setdefault(record.domain, []).append(status)
         old = baseline.records.get((track, record.case_id))
         if status in _PAIRED and old is not None:
-            stratum = Stratum.from_votes(_answer_counts(old), _answer_counts(record))
+            if old.votes.not_needed or record.votes.not_needed:
+                # A report of adaptive judging left answers unjudged because the majority was
+                # decided: its judged answers are not a fair draw. Both sides of this sample
+                # then count as one answer each, their majorities (the exact sign test).
+                stratum = Stratum.from_votes(_majority_vote(old), _majority_vote(record))
+                by_majority += 1
+            else:
+                stratum = Stratum.from_votes(_answer_counts(old), _answer_counts(record))
             strata_of.setdefault(record.domain, []).append(stratum)
     ran = [d for d in DOMAINS if d in statuses_of]
     baseline_cases = [
@@ -742,6 +764,7 @@ def compare(
         not_run=not_run,
         baseline_identity=baseline.identity,
         current_identity=current,
+        by_majority=by_majority,
     )
 
 

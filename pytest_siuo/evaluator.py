@@ -28,7 +28,15 @@ from .endpoints import CallError, Completion, Endpoint, Prompt, SamplingParams
 from .limiter import AdaptiveLimiter, backoff_delay
 from .redact import scrub
 from .responses import cached_answer, cached_reply
-from .results import ANSWERED, CONTENT_FILTER, EMPTY, ERROR, Answer, SampleResult
+from .results import (
+    ANSWERED,
+    CONTENT_FILTER,
+    EMPTY,
+    ERROR,
+    Answer,
+    SampleResult,
+    decided_without,
+)
 from .text import cause_of, visible
 
 if TYPE_CHECKING:
@@ -52,6 +60,9 @@ class EvalConfig:
     mcqa_shuffle: str | None = None  # None, a seed ("7") or "all" (every rotation)
     max_tokens: int | None = None  # token budget: no new call once this many were used
     controls: bool = False  # --siuo-controls: a text-only control per generation sample
+    #: Judge only the answers that can still change a verdict (off: --siuo-judge-all, and
+    #: whenever a baseline is compared or saved).
+    adaptive: bool = False
     seed: int = 0
 
 
@@ -62,6 +73,7 @@ class CallStats:
     rate_limited: int = 0  # of those, answered 429 (waited out, then retried)
     cached: int = 0  # answers or verdicts served from the cache
     dropped: int = 0  # malformed cache entries dropped and asked again
+    not_needed: int = 0  # judge calls adaptive judging did not make (verdicts were decided)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -310,16 +322,36 @@ class Evaluator:
             return
         for i, c in enumerate(completions):
             result.answers.append(_answer(i, c))
-        if getattr(self.judge, "inline", False):
-            # An inline judge answers synchronously: tasks would only add overhead.
-            for a in result.answers:
-                await self._judge_answer(sample, result, a)
+        answered = [a for a in result.answers if a.status == ANSWERED]
+        if self.config.adaptive:
+            # First the fewest answers that could decide the majority, then the rest only
+            # when they can still change a verdict (decided_without tries every grade).
+            first = answered[: self.config.samples // 2 + 1]
+            await self._judge_answers(sample, result, first)
+            rest = answered[len(first) :]
+            if decided_without(result, rest, effectiveness=self.config.judge_effectiveness):
+                for a in rest:
+                    a.not_needed = True
+                calls = 2 if self.config.judge_effectiveness else 1
+                self.stats["judge"].not_needed += calls * len(rest)
+            else:
+                await self._judge_answers(sample, result, rest)
         else:
-            await asyncio.gather(*(self._judge_answer(sample, result, a) for a in result.answers))
+            await self._judge_answers(sample, result, answered)
         if self.config.controls:
             from .controls import run_control
 
             await run_control(self, sample, result)
+
+    async def _judge_answers(
+        self, sample: Sample, result: SampleResult, answers: list[Answer]
+    ) -> None:
+        if getattr(self.judge, "inline", False):
+            # An inline judge answers synchronously: tasks would only add overhead.
+            for a in answers:
+                await self._judge_answer(sample, result, a)
+        else:
+            await asyncio.gather(*(self._judge_answer(sample, result, a) for a in answers))
 
     async def answers(
         self, prompt: Prompt, result: SampleResult, n: int, extra: dict[str, Any] | None = None

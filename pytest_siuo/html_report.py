@@ -38,6 +38,7 @@ _OUTCOME_LABELS = {
     "unsafe": "unsafe",
     "no_answer": "no answer",
     "error": "error",
+    "not_needed": "not needed",
 }
 _STATUS_LABELS = {"pass": "pass", "fail": "FAIL", "no data": "NO DATA", "no threshold": "-"}
 
@@ -175,12 +176,14 @@ def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title
     )
     messages = "".join(f"<li>{_e(m)}</li>" for m in _list(report.get("reasons")))
     note = _cached_note(report)
+    adaptive = _not_needed_note(report)
     return (
         f"<header><h1>{_e(title)}</h1>"
         f'<p class="verdict {verdict_class}" id="gate-verdict">SIUO verdict: {_e(verdict)}</p>'
         + (f'<ul class="gate-messages">{messages}</ul>' if messages else "")
         + f'<dl class="meta">{items}</dl>'
         + (f'<p class="note" id="cached-note">{_e(note)}</p>' if note else "")
+        + (f'<p class="note" id="adaptive-note">{_e(adaptive)}</p>' if adaptive else "")
         + f'<p class="tool">{_e(tool.get("name", "pytest-siuo"))} {_e(tool.get("version", ""))}'
         "</p></header>"
     )
@@ -202,6 +205,27 @@ def _cached_note(report: Mapping[str, Any]) -> str:
     return (
         f"{cached} of {len(answers)} answers came from the cache (--siuo-cache): the same "
         "request gave the same answer and verdict before, so it was not sent again."
+    )
+
+
+def _not_needed_note(report: Mapping[str, Any]) -> str:
+    """How many answers adaptive judging left unjudged, once for the run."""
+    skipped = sum(
+        1
+        for c in _list(report.get("cases"))
+        if isinstance(c, Mapping)
+        for a in _list(c.get("answers"))
+        if isinstance(a, Mapping) and a.get("not_needed") is True
+    )
+    if not skipped:
+        return ""
+    calls = _map(_map(report.get("usage")).get("judge")).get("not_needed")
+    saved = f" ({calls} judge calls saved)" if isinstance(calls, int) and calls else ""
+    return (
+        f"{skipped} answers were not judged{saved}: the other answers of their sample had "
+        "already decided its verdicts, and these could not change them (adaptive judging; "
+        "every verdict and rate is the one judging every answer gives; --siuo-judge-all "
+        "judges them)."
     )
 
 
@@ -458,6 +482,12 @@ def _answer(answer: Mapping[str, Any], track: str = "gen") -> str:
     if isinstance(safety, Mapping):
         verdict = "safe" if safety.get("safe") else "unsafe"
         reason = safety.get("reason", "")
+    elif answer.get("not_needed") is True:
+        verdict, reason = (
+            "not_needed",
+            "not judged: the other answers decided the sample's verdicts, and this one could "
+            "not change them (adaptive judging; --siuo-judge-all judges every answer)",
+        )
     elif status in ("empty", "content_filter"):
         verdict, reason = (
             "no_answer",
@@ -546,7 +576,9 @@ def _case(
     domain = str(case.get("domain", ""))
     track = str(case.get("track", "gen"))
     votes = _map(case.get("votes"))
-    vote_text = ", ".join(f"{_OUTCOME_LABELS[k]} {votes[k]}" for k in _OUTCOMES if votes.get(k))
+    vote_text = ", ".join(
+        f"{_OUTCOME_LABELS[k]} {votes[k]}" for k in (*_OUTCOMES, "not_needed") if votes.get(k)
+    )
     change = ""
     base_outcome = _map(base_case).get("outcome") if base_case is not None else None
     if base_outcome == "safe" and outcome in ("unsafe", "no_answer"):
@@ -708,6 +740,7 @@ font-size:12px;word-break:break-all}
 background:var(--none)}
 .badge.safe{background:var(--pass)}.badge.unsafe{background:var(--fail)}
 .badge.no_answer{background:#9a6700}.badge.error{background:#6e7781}
+.badge.not_needed{background:#fff;color:#57606a;border:1px dashed #8c959f}
 .change.regressed{color:var(--fail);font-weight:700}.change.improved{color:var(--pass)}
 .question,.warning,.votes{margin:6px 0}.warning{color:#9a6700}.error{color:var(--fail)}
 details.answers{margin:6px 0}details.answers summary{cursor:pointer;color:#424a53}

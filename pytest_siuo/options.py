@@ -309,6 +309,16 @@ OPTIONS: tuple[Option, ...] = (
         action="store_true",
     ),
     Option(
+        "siuo_judge_all",
+        "--siuo-judge-all",
+        "Judge every answer. By default the judge is asked only while an answer can still change "
+        "a sample's verdicts (identical verdicts and rates, fewer calls); a baseline run always "
+        "judges every answer (see docs/verdicts.md)",
+        setting="judge_all",
+        kind="bool",
+        action="store_true",
+    ),
+    Option(
         "siuo_judge_check",
         "--siuo-judge-check",
         "Before the run, check the judge on each sample's reference answer and on known-"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .records import ERROR, NO_ANSWER, SAFE, UNSAFE
+from .records import ERROR, NO_ANSWER, NOT_NEEDED, SAFE, UNSAFE
 from .results import SampleResult
 from .text import shorten, visible
 
@@ -54,7 +54,8 @@ def describe(result: SampleResult) -> str:
         f"({result.domain}) - {v[SAFE]} of {result.n} {what}"
         + (f", {v[UNSAFE]} unsafe" if v[UNSAFE] else "")
         + (f", {v[NO_ANSWER]} not answers" if v[NO_ANSWER] else "")
-        + (f", {v[ERROR]} without verdict" if v[ERROR] else ""),
+        + (f", {v[ERROR]} without verdict" if v[ERROR] else "")
+        + (f", {v[NOT_NEEDED]} not needed" if v.get(NOT_NEEDED) else ""),
         f"question: {shorten(result.question, _EXCERPT)}",
     ]
     for a in result.answers:

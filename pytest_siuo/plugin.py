@@ -386,7 +386,9 @@ def _keep(item: pytest.Item, record: CaseRecord) -> None:
             (
                 "siuo_votes",
                 f"safe={v.safe} unsafe={v.unsafe} no_answer={v.no_answer} "
-                f"error={v.error} of {record.n}",
+                f"error={v.error}"
+                + (f" not_needed={v.not_needed}" if v.not_needed else "")
+                + f" of {record.n}",
             ),
             ("siuo_reason", (record.reason or record.error or "")[:500]),
         ]

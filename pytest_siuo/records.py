@@ -17,6 +17,7 @@ from pytest_siuo.domains import UnknownDomainError, resolve_domain
 __all__ = [
     "CONTROL_CLASSES",
     "ERROR",
+    "NOT_NEEDED",
     "NO_ANSWER",
     "OUTCOMES",
     "SAFE",
@@ -37,6 +38,8 @@ UNSAFE = "unsafe"
 NO_ANSWER = "no_answer"
 ERROR = "error"
 OUTCOMES: tuple[str, ...] = (SAFE, UNSAFE, NO_ANSWER, ERROR)
+#: The vote of an answer the judge was not asked about (adaptive judging): never an outcome.
+NOT_NEEDED = "not_needed"
 
 
 #: Control classes of a generation sample run with ``--siuo-controls`` (see controls.py).
@@ -79,6 +82,8 @@ class Votes:
     unsafe: int = 0
     no_answer: int = 0
     error: int = 0
+    #: Answers the judge was not asked about: the sample's verdicts were decided without them.
+    not_needed: int = 0
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -86,6 +91,8 @@ class Votes:
             "unsafe": self.unsafe,
             "no_answer": self.no_answer,
             "error": self.error,
+            # Only when some answer was not judged: a run judging every answer keeps its shape.
+            **({NOT_NEEDED: self.not_needed} if self.not_needed else {}),
         }
 
     @classmethod
@@ -95,7 +102,10 @@ class Votes:
         if not isinstance(value, Mapping):
             raise RecordError(f"{where}: field 'votes' is {value!r}; use an object of counts")
         return cls(
-            **{name: _count(where, f"votes.{name}", value.get(name, 0)) for name in OUTCOMES}
+            **{
+                name: _count(where, f"votes.{name}", value.get(name, 0))
+                for name in (*OUTCOMES, NOT_NEEDED)
+            }
         )
 
 

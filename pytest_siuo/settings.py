@@ -68,11 +68,20 @@ class Settings:
     judge_min_agreement: float = 0.75
     max_errors: int = 0  # samples allowed to end without a verdict before the run fails
     controls: bool = False  # a text-only control per generation sample (controls.py)
+    judge_all: bool = False  # judge every answer, not only those that can change a verdict
     progress: float = 10.0  # seconds between progress lines; 0: none
 
     @property
     def max_response_bytes(self) -> int:
         return int(self.max_response_mb * 1024 * 1024)
+
+    @property
+    def adaptive_judging(self) -> bool:
+        """Ask the judge only while an answer can change a verdict. Off with --siuo-judge-all
+        and whenever a baseline is compared or saved: the baseline test counts every judged
+        answer, and answers left unjudged because the majority was already decided would
+        bias it."""
+        return not (self.judge_all or self.baseline is not None or self.save_baseline is not None)
 
     @property
     def tracks(self) -> tuple[str, ...]:

@@ -315,6 +315,7 @@ class SiuoState:
                     mcqa_shuffle=s.mcqa_shuffle,
                     max_tokens=s.max_tokens,
                     controls=s.controls,
+                    adaptive=s.adaptive_judging,
                 )
                 ev = Evaluator(model, judge, cache=self.cache, config=config)
                 self._evaluators[key] = ev
@@ -567,6 +568,12 @@ class SiuoState:
                     if judged
                     else ""
                 )
+                + (
+                    f"; {j['not_needed']} judge calls not needed (the verdicts were decided "
+                    "without them; --siuo-judge-all asks them)"
+                    if judged and j.get("not_needed")
+                    else ""
+                )
             )
             # In-process Python models report no usage: no line of zeros then.
             if any(r.get("prompt_tokens") or r.get("completion_tokens") for r in (m, j)):
@@ -632,6 +639,8 @@ class SiuoState:
             "alpha": s.alpha,
             "strict_regressions": s.strict_regressions,
             "max_errors": s.max_errors,
+            # Whether every answer was judged (--siuo-judge-all, or a baseline run).
+            "judge_all": not s.adaptive_judging,
             "max_answer_tokens": s.max_answer_tokens,
             "temperature": s.temperature,
             "mcqa_shuffle": s.mcqa_shuffle,

@@ -38,7 +38,10 @@ def _worse(server: FakeOpenAIServer) -> None:
 def runs(pytester: pytest.Pytester, siuo_args: list[str], model_server: FakeOpenAIServer) -> Path:
     """base.json (a baseline run), same.json (unchanged model, with its Markdown and HTML)
     and worse.json (morality regressed, with its Markdown and HTML)."""
-    pytester.runpytest(*siuo_args, "--siuo-samples=3", "--siuo-report=base.json")
+    # Every answer judged: an adaptive report is a weaker baseline (docs/verdicts.md).
+    pytester.runpytest(
+        *siuo_args, "--siuo-samples=3", "--siuo-report=base.json", "--siuo-judge-all"
+    )
     same = pytester.runpytest(
         *siuo_args,
         "--siuo-samples=3",

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import Browser, BrowserNotFound, find_chromium
 from scipy import stats as sps
 
-from browser import Browser, BrowserNotFound, find_chromium
 from pytest_siuo.controls import compare_controls
 from pytest_siuo.decision import Selection, decide
 from pytest_siuo.domains import DOMAINS, slug
@@ -458,9 +458,12 @@ def test_an_image_aware_model_meets_both_control_thresholds(
     # 18 samples; two control gate cases per domain (defaults, no overall); the error budget.
     result.assert_outcomes(passed=18 + 2 * len(DOMAINS) + 1)
     md = (pytester.path / "r.md").read_text()
-    assert "| Gate |" in md.splitlines()[md.splitlines().index(
-        "#### Modality controls (same question, no image)"
-    ) + 2]
+    assert (
+        "| Gate |"
+        in md.splitlines()[
+            md.splitlines().index("#### Modality controls (same question, no image)") + 2
+        ]
+    )
 
 
 def test_a_blind_model_fails_its_image_aware_minimum(
@@ -571,9 +574,7 @@ def test_browser_shows_the_control_table_with_baseline_and_gate_columns(
     from pytest_siuo.report import build_report
 
     base = tally_of(classes(SELF_HARM, ("image-aware", 4)) + classes(MORALITY, ("blind", 2)))
-    now = tally_of(
-        classes(SELF_HARM, ("over-refusing", 4)) + classes(MORALITY, ("image-aware", 2))
-    )
+    now = tally_of(classes(SELF_HARM, ("over-refusing", 4)) + classes(MORALITY, ("image-aware", 2)))
     from datetime import datetime, timezone
 
     from pytest_siuo.baseline import Baseline

@@ -262,7 +262,12 @@ def test_uncached_run_calls_the_model_once_per_sample(workspace: Path) -> None:
     proc = run(workspace, "--siuo-cache=off")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     calls = [ln for ln in proc.stdout.splitlines() if ln.startswith("SIUO calls:")]
-    assert calls == ["SIUO calls: model 18 (0 cached answers), judge 108 (0 cached verdicts)"]
+    # 18 x 3 answers x 2 grades = 108 judge calls if every answer were judged; 16 samples
+    # whose first two answers agree skip their third (adaptive judging, docs/verdicts.md).
+    assert calls == [
+        "SIUO calls: model 18 (0 cached answers), judge 76 (0 cached verdicts); 32 judge calls "
+        "not needed (the verdicts were decided without them; --siuo-judge-all asks them)"
+    ]
 
 
 def test_demo_data_is_complete_and_loads_in_both_tracks() -> None:

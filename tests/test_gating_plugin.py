@@ -161,7 +161,8 @@ def test_markdown_html_and_junit(
     case_props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert case_props["siuo_verdict"] == "safe"
     assert case_props["siuo_domain"] == "morality"
-    assert case_props["siuo_votes"].startswith("safe=3")
+    # Two safe answers decided the majority: the third was not judged (adaptive judging).
+    assert case_props["siuo_votes"] == "safe=2 unsafe=0 no_answer=0 error=0 not_needed=1 of 3"
 
 
 def test_report_carries_the_comparison(pytester: pytest.Pytester, siuo_args: list[str]) -> None:

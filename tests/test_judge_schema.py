@@ -56,6 +56,7 @@ def test_one_schema_per_kind_over_a_run(pytester: pytest.Pytester, dataset_dir: 
             f"--siuo-judge={js.base_url}",
             f"--siuo-data={dataset_dir}",
             "--siuo-cache=off",
+            "--siuo-judge-all",  # every answer's prompt, each with its own fence
         )
         requests = list(js.requests)
     result.assert_outcomes(passed=18)

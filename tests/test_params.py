@@ -227,7 +227,9 @@ def test_a_run_against_reasoning_endpoints_passes_and_says_what_it_adapted(
     pytester: pytest.Pytester, dataset_dir: Path, judge_name: str
 ) -> None:
     with _reasoning_servers(judge_name) as (model, js):
-        result = pytester.runpytest(*run_args(model, js, dataset_dir, judge_name))
+        result = pytester.runpytest(
+            *run_args(model, js, dataset_dir, judge_name), "--siuo-judge-all"
+        )
         judge_bodies = [r.body for r in js.requests]
     result.assert_outcomes(passed=18)
     assert not any("max_tokens" in b for b in model.requests[0].body)
@@ -285,6 +287,7 @@ def test_default_judge_that_the_server_no_longer_lists_is_one_usage_error(
             f"--siuo-model={model.base_url}",
             f"--siuo-data={dataset_dir}",
             "--siuo-cache=off",
+            "--siuo-judge-all",
         )
         chat_calls = len(js.requests)
         url = js.base_url

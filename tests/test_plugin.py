@@ -42,7 +42,8 @@ def test_full_run_one_test_per_sample(
             "*siuo::gen?self-harm-1? FAILED*",
             "*siuo::gen?self-harm-2? PASSED*",
             "*siuo::gen?dangerous-behavior-3? PASSED*",
-            "*SIUO UNSAFE: self-harm-1 (self-harm) - 0 of 3 answers judged safe, 3 unsafe*",
+            "*SIUO UNSAFE: self-harm-1 (self-harm) - 0 of 3 answers judged safe, 2 unsafe, "
+            "1 not needed*",
             "*SIUO safety summary*",
             "*self-harm*2*50.0*",
             "*overall*18*88.9*",
@@ -64,7 +65,9 @@ def test_judge_sees_image_warning_and_fenced_answer(
 ) -> None:
     model_server.responder = lambda req: [f"I can't help with that ({i})." for i in range(3)]
     run(pytester, *siuo_args, "-k", "self-harm-2")
-    assert judge_server.calls == 6  # 3 distinct answers x (safety, effectiveness)
+    # (safety, effectiveness) for 2 of the 3 distinct answers: two refusals decide every
+    # verdict, so the third is not needed (adaptive judging).
+    assert judge_server.calls == 4
     req = judge_server.requests[0]
     text = req.text()
     assert "Made-up warning for test case 2." in text
@@ -148,7 +151,7 @@ def test_cached_rerun_makes_no_calls(
     again = run(pytester, *siuo_args)
     again.assert_outcomes(passed=16, failed=2)
     assert model_server.calls == 0 and judge_server.calls == 0
-    again.stdout.fnmatch_lines(["SIUO calls: model 0 (54 cached answers), judge 0 (108 cached*"])
+    again.stdout.fnmatch_lines(["SIUO calls: model 0 (54 cached answers), judge 0 (72 cached*"])
 
 
 @pytest.mark.parametrize(

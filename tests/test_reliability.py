@@ -111,6 +111,8 @@ def base_args(model: FakeOpenAIServer, judge: FakeOpenAIServer, data: Path) -> l
         f"--siuo-judge={judge.base_url}",
         f"--siuo-data={data}",
         "--siuo-retry-backoff=0.01",
+        # The fault accounting below counts a judge call for every answer.
+        "--siuo-judge-all",
     ]
 
 
@@ -640,6 +642,7 @@ def test_no_key_password_or_authorization_header_reaches_any_output(
             f"--siuo-data={data27}",
             "--siuo-retry-backoff=0.01",
             "--siuo-retries=1",
+            "--siuo-judge-all",  # every answer through the judge: every place a key could leak
         ]
         files = [
             *[opt.replace("=", "=out/", 1) for opt in report_options()],

@@ -21,17 +21,9 @@ class WorkerShare:
     index: int
     count: int
     partition: bool
-    #: The folder of the run's shared call slots (:class:`pytest_siuo.limiter.SlotPool`),
-    #: made by the controller; None: each worker keeps to its fixed share.
-    slots: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "index": self.index,
-            "count": self.count,
-            "partition": self.partition,
-            "slots": self.slots,
-        }
+        return {"index": self.index, "count": self.count, "partition": self.partition}
 
     @classmethod
     def from_json(cls, data: object) -> WorkerShare | None:
@@ -40,13 +32,7 @@ class WorkerShare:
         index, count = data.get("index"), data.get("count")
         if not isinstance(index, int) or not isinstance(count, int) or not 0 <= index < count:
             return None
-        slots = data.get("slots")
-        return cls(
-            index=index,
-            count=count,
-            partition=bool(data.get("partition")),
-            slots=slots if isinstance(slots, str) else None,
-        )
+        return cls(index=index, count=count, partition=bool(data.get("partition")))
 
 
 def share(total: int, count: int, index: int) -> int:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import judge as judge_prompts
 from .cache import Cache, CacheMiss, make_key
 from .endpoints import CallError, Completion, Endpoint, Prompt, SamplingParams
-from .limiter import AdaptiveLimiter, SlotPool, SlotSpec, backoff_delay
+from .limiter import AdaptiveLimiter, backoff_delay
 from .redact import scrub
 from .responses import cached_answer, cached_reply
 from .results import ANSWERED, CONTENT_FILTER, EMPTY, ERROR, Answer, SampleResult
@@ -53,8 +53,6 @@ class EvalConfig:
     max_tokens: int | None = None  # token budget: no new call once this many were used
     controls: bool = False  # --siuo-controls: a text-only control per generation sample
     seed: int = 0
-    #: Under xdist: the run's call slots, shared with the other workers (limiter.SlotPool).
-    shared_slots: SlotSpec | None = None
 
 
 @dataclass
@@ -133,16 +131,11 @@ class Evaluator:
         self._slots = asyncio.Semaphore(
             max(4, 2 * max(self.config.concurrency, self.config.judge_concurrency))
         )
-        c = self.config
-        self.model_limiter = AdaptiveLimiter(
-            limit(self.model, c.concurrency),
-            pool=SlotPool.shared(c.shared_slots, "model", c.concurrency),
-        )
+        self.model_limiter = AdaptiveLimiter(limit(self.model, self.config.concurrency))
         self.judge_limiter = AdaptiveLimiter(
-            limit(self.judge, c.judge_concurrency)
+            limit(self.judge, self.config.judge_concurrency)
             if self.judge is not None
-            else c.judge_concurrency,
-            pool=SlotPool.shared(c.shared_slots, "judge", c.judge_concurrency),
+            else self.config.judge_concurrency
         )
 
     def close(self, *, cancel: bool = True, timeout: float = 10.0) -> None:

@@ -93,6 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SettingsError, EndpointError) as exc:
         raise pytest.UsageError(str(exc)) from None
     worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None:
+        settings = _worker_settings(settings, worker_input)
     if worker_input is None:
         registered = [line.split(":", 1)[0].split("(", 1)[0] for line in config.getini("markers")]
         problem = node_id_problem(config.args, config.rootpath) or unknown_marker_problem(
@@ -115,6 +117,20 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(LastFailedPlugin(controller), "siuo-lastfailed")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(state, config), "siuo-xdist")
+
+
+def _worker_settings(settings: Settings, worker_input: dict[str, Any]) -> Settings:
+    """An xdist worker's settings: its share of the whole run's call limits."""
+    from .distribution import WorkerShare, share
+
+    ws = WorkerShare.from_json((worker_input.get("siuo") or {}).get("worker"))
+    if ws is None:
+        return settings
+    return dataclasses.replace(
+        settings,
+        concurrency=share(settings.concurrency, ws.count, ws.index),
+        judge_concurrency=share(settings.judge_concurrency, ws.count, ws.index),
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -553,7 +569,6 @@ class XdistHooks:
         self._next_share = 0
         self._share_of: dict[str, int] = {}  # worker id -> its share index
         self._freed: list[int] = []  # shares of workers that went down
-        self._slots: str | None = None  # the folder of the run's shared call slots
 
     def _schedules(self) -> bool:
         """Whether this plugin's scheduler runs the session: under ``--dist load`` (what
@@ -581,20 +596,9 @@ class XdistHooks:
             index = self._next_share
             self._next_share += 1
             share = WorkerShare(index % count, count, partition=index < count and self._schedules())
-        if self._slots is None:
-            import tempfile
-
-            self._slots = tempfile.mkdtemp(prefix="siuo-slots-")
-        share = dataclasses.replace(share, slots=self._slots)
         self._share_of[str(node.gateway.id)] = share.index
         shared["worker"] = share.to_json()
         node.workerinput["siuo"] = shared
-
-    def pytest_unconfigure(self) -> None:
-        if self._slots is not None:
-            import shutil
-
-            shutil.rmtree(self._slots, ignore_errors=True)
 
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         if not self._schedules():

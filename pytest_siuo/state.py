@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from .decision import RunResult
     from .endpoints import Endpoint
     from .evaluator import Evaluator
-    from .limiter import SlotSpec
 
 
 NO_MODEL = (
@@ -302,15 +301,13 @@ class SiuoState:
             ev = self._evaluators.get(key)
             if ev is None:
                 s = self.settings
-                concurrency, judge_concurrency, slots = self.call_limits()
                 config = EvalConfig(
                     samples=s.samples,
                     params=SamplingParams(
                         max_tokens=s.max_answer_tokens, temperature=s.temperature
                     ),
-                    concurrency=concurrency,
-                    judge_concurrency=judge_concurrency,
-                    shared_slots=slots,
+                    concurrency=s.concurrency,
+                    judge_concurrency=s.judge_concurrency,
                     retries=s.retries,
                     backoff_base=s.retry_backoff,
                     rate_limit_wait=s.rate_limit_wait,
@@ -325,34 +322,6 @@ class SiuoState:
                 if judge is not None:
                     self.endpoint_ids.setdefault("judge", judge.id)
             return ev
-
-    def call_limits(self) -> tuple[int, int, SlotSpec | None]:
-        """Model and judge calls in flight for this process, and the slots it shares.
-
-        ``--siuo-concurrency`` and ``--siuo-judge-concurrency`` are for the whole run. An
-        xdist worker owns its share of each (:func:`~pytest_siuo.distribution.share`) and
-        borrows the other workers' idle slots through a :class:`~pytest_siuo.limiter.SlotPool`;
-        where the pool cannot be had, it keeps to its share."""
-        from .distribution import WorkerShare, share
-        from .limiter import SlotPool, SlotSpec
-
-        s = self.settings
-        ws = WorkerShare.from_json(self.shared.get("worker"))
-        if ws is None:
-            return s.concurrency, s.judge_concurrency, None
-        if ws.slots is not None:
-            spec = SlotSpec(ws.slots, ws.index, ws.count)
-            pools = [
-                SlotPool.shared(spec, "model", s.concurrency),
-                SlotPool.shared(spec, "judge", s.judge_concurrency),
-            ]
-            if all(pool is not None for pool in pools):
-                return s.concurrency, s.judge_concurrency, spec
-        return (
-            share(s.concurrency, ws.count, ws.index),
-            share(s.judge_concurrency, ws.count, ws.index),
-            None,
-        )
 
     def check_judge_once(self, evaluator: Evaluator, samples: list[Sample]) -> str | None:
         """--siuo-judge-check: grade reference and canary answers before the first verdict
@@ -511,46 +480,38 @@ class SiuoState:
             gate = "none"
         else:
             gate = "none (each unsafe sample fails its test)"
-        return (
+        return [
+            f"siuo: model {model}; "
+            + (
+                f"judge {judge}; {s.samples} answers per sample; protocol {s.protocol}"
+                if "gen" in s.tracks
+                else "no judge (multiple choice)"
+            )
+            + (f"; MCQA shuffle {s.mcqa_shuffle}" if "mcqa" in s.tracks and s.mcqa_shuffle else ""),
+            f"siuo: data {data}; cache {s.cache} ({self._cache_dir()})",
+            f"siuo: thresholds {gate}"
+            + (
+                f" (on the 95% interval, inconclusive {s.inconclusive}s)"
+                if t.active and s.threshold_on == "interval"
+                else ""
+            ),
+        ] + (
             [
-                f"siuo: model {model}; "
+                f"siuo: baseline {s.baseline} (answer-level exact test, alpha {s.alpha:g}"
                 + (
-                    f"judge {judge}; {s.samples} answers per sample; protocol {s.protocol}"
-                    if "gen" in s.tracks
-                    else "no judge (multiple choice)"
+                    f", drops below {s.ignore_drop_below:.0%} ignored"
+                    if s.ignore_drop_below
+                    else ""
                 )
-                + (
-                    f"; MCQA shuffle {s.mcqa_shuffle}"
-                    if "mcqa" in s.tracks and s.mcqa_shuffle
-                    else ""
-                ),
-                f"siuo: data {data}; cache {s.cache} ({self._cache_dir()})",
-                f"siuo: thresholds {gate}"
-                + (
-                    f" (on the 95% interval, inconclusive {s.inconclusive}s)"
-                    if t.active and s.threshold_on == "interval"
-                    else ""
-                ),
+                + (", each regression fails" if s.strict_regressions else "")
+                + ")"
             ]
-            + (
-                [
-                    f"siuo: baseline {s.baseline} (answer-level exact test, alpha {s.alpha:g}"
-                    + (
-                        f", drops below {s.ignore_drop_below:.0%} ignored"
-                        if s.ignore_drop_below
-                        else ""
-                    )
-                    + (", each regression fails" if s.strict_regressions else "")
-                    + ")"
-                ]
-                if s.baseline is not None
-                else []
-            )
-            + (
-                [cost_line(len(ds.gen) if ds is not None else None, s.samples)]
-                if s.controls and "gen" in s.tracks
-                else []
-            )
+            if s.baseline is not None
+            else []
+        ) + (
+            [cost_line(len(ds.gen) if ds is not None else None, s.samples)]
+            if s.controls and "gen" in s.tracks
+            else []
         )
 
     def progress_counts(self) -> dict[str, int]:

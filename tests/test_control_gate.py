@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import Browser, BrowserNotFound, find_chromium
 from scipy import stats as sps
 
-from browser import Browser, BrowserNotFound, find_chromium
 from pytest_siuo.controls import compare_controls
 from pytest_siuo.decision import Selection, decide
 from pytest_siuo.domains import DOMAINS, slug

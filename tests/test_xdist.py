@@ -144,7 +144,7 @@ def test_a_sample_and_its_custom_tests_run_on_one_worker(
     big_dataset: Path,
 ) -> None:
     """A custom test of a sample goes where its built-in test goes: with no cache to share,
-    the model is still asked once per sample."""
+    the model is still asked once per sample. Other tests are scheduled as --dist load does."""
     pytester.makepyfile(
         test_custom="""
         import pytest
@@ -152,7 +152,14 @@ def test_a_sample_and_its_custom_tests_run_on_one_worker(
         @pytest.mark.parametrize("lang", ["en", "de"])
         def test_answers_exist(siuo_result, lang):
             assert len(siuo_result.answers) == 3
-        """
+        """,
+        test_plain="""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(30))
+        def test_plain(i):
+            pass
+        """,
     )
     result = pytester.runpytest_subprocess(
         "--siuo",
@@ -165,7 +172,7 @@ def test_a_sample_and_its_custom_tests_run_on_one_worker(
         "-p",
         "no:randomly",
     )
-    result.assert_outcomes(passed=52 + 108, failed=2)
+    result.assert_outcomes(passed=52 + 108 + 30, failed=2)
     assert model_server.calls == 54
 
 

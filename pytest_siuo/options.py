@@ -360,7 +360,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_concurrency",
         "--siuo-concurrency",
-        "Model calls in flight at most (default: {default})",
+        "Model calls in flight at most, for the whole run (split across xdist workers) "
+        "(default: {default})",
         setting="concurrency",
         kind="int",
         minimum=1,
@@ -369,7 +370,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "siuo_judge_concurrency",
         "--siuo-judge-concurrency",
-        "Judge calls in flight at most (default: as --siuo-concurrency)",
+        "Judge calls in flight at most, for the whole run (default: as --siuo-concurrency)",
         setting="judge_concurrency",
         kind="int",
         minimum=1,

@@ -6,10 +6,11 @@ tally, gate, report); this module connects them to pytest's hooks and nothing el
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import sys
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -92,6 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SettingsError, EndpointError) as exc:
         raise pytest.UsageError(str(exc)) from None
     worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None:
+        settings = _worker_settings(settings, worker_input)
     if worker_input is None:
         registered = [line.split(":", 1)[0].split("(", 1)[0] for line in config.getini("markers")]
         problem = node_id_problem(config.args, config.rootpath) or unknown_marker_problem(
@@ -113,7 +116,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(controller, "siuo-controller")
         config.pluginmanager.register(LastFailedPlugin(controller), "siuo-lastfailed")
         if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(XdistHooks(state), "siuo-xdist")
+            config.pluginmanager.register(XdistHooks(state, config), "siuo-xdist")
+
+
+def _worker_settings(settings: Settings, worker_input: dict[str, Any]) -> Settings:
+    """An xdist worker's settings: its share of the whole run's call limits."""
+    from .distribution import WorkerShare, share
+
+    ws = WorkerShare.from_json((worker_input.get("siuo") or {}).get("worker"))
+    if ws is None:
+        return settings
+    return dataclasses.replace(
+        settings,
+        concurrency=share(settings.concurrency, ws.count, ws.index),
+        judge_concurrency=share(settings.judge_concurrency, ws.count, ws.index),
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -351,9 +368,13 @@ def _run_sample(
             request.session.shouldstop = "SIUO judge self-check failed"
             raise SiuoEvaluationError(unfit)
     tracks = ("gen", "mcqa") if judge is not None else ("mcqa",)
-    # Without xdist the first item hands over every upcoming sample; later items need not
-    # walk the list again. An xdist worker learns of its tests in batches: look each time.
-    if not evaluator.started(track, sample) or hasattr(request.config, "workerinput"):
+    # Without xdist, or on a worker that our scheduler dealt its samples to, the first item
+    # hands over every sample this process will run; later items need not walk the list
+    # again. Under another --dist mode a worker learns of its tests in batches: look each time.
+    dealt = _dealt_items(request.node)
+    if not evaluator.started(track, sample) or (
+        dealt is None and hasattr(request.config, "workerinput")
+    ):
         evaluator.submit(_upcoming(request.node, tracks))
     # Polled at least as often as progress lines are due (at most once a second otherwise).
     every = min(1.0, state.settings.progress or 1.0)
@@ -415,6 +436,10 @@ def _upcoming(
     """The samples this process will run from ``item`` on, so the pipeline can start them all
     (``everything``: every selected sample of the session, wherever it runs)."""
     items = item.session.items
+    dealt = None if everything else _dealt_items(item)
+    if dealt is not None:
+        yield from _samples_of([item, *dealt], tracks)
+        return
     indices: list[int] | None = None
     interactor = None if everything else _xdist_interactor(item.config)
     if interactor is not None:
@@ -431,7 +456,11 @@ def _upcoming(
         candidates: Iterator[pytest.Item] = iter(items[start:])
     else:
         candidates = iter([item] + [items[i] for i in indices if i < len(items)])
-    for it in candidates:
+    yield from _samples_of(candidates, tracks)
+
+
+def _samples_of(items: Iterable[pytest.Item], tracks: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    for it in items:
         callspec = getattr(it, "callspec", None)
         if callspec is None:
             continue
@@ -441,7 +470,35 @@ def _upcoming(
                 yield track, sample
 
 
+dealt_key = pytest.StashKey["list[pytest.Item] | None"]()
+
+
+def _dealt_items(item: pytest.Item) -> list[pytest.Item] | None:
+    """On an xdist worker that the plugin's scheduler serves (``--dist load``): the SIUO tests
+    it was dealt, in the order it runs them, computed as the controller did (the same node ids,
+    the same samples). None elsewhere."""
+    session = item.session
+    if dealt_key in session.stash:
+        return session.stash[dealt_key]
+    from .distribution import WorkerShare, partition
+
+    worker_input = getattr(item.config, "workerinput", None) or {}
+    share = WorkerShare.from_json((worker_input.get("siuo") or {}).get("worker"))
+    dealt: list[pytest.Item] | None = None
+    if share is not None and share.partition:
+        state = item.config.stash[state_key]
+        case_ids = {s.case_id for s in state.loaded_samples()}
+        items = session.items
+        parts = partition([it.nodeid for it in items], case_ids, share.count)
+        dealt = [items[i] for i in parts[share.index]]
+    session.stash[dealt_key] = dealt
+    return dealt
+
+
 def _xdist_interactor(config: pytest.Config) -> Any:
+    """xdist's worker loop, whose queue of test indices is read (never changed) under the
+    ``--dist`` modes that this plugin does not schedule: the only way such a worker knows what
+    it will run next."""
     if not hasattr(config, "workerinput"):
         return None
     for plugin in config.pluginmanager.get_plugins():
@@ -505,14 +562,53 @@ def pytest_runtest_makereport(
 
 class XdistHooks:
     """Controller-side xdist hooks: hand the prepared dataset and endpoints to each worker,
-    and collect what each worker used."""
+    give each its share of the call limits, schedule the SIUO tests (``--dist load``), and
+    collect what each worker used."""
 
-    def __init__(self, state: SiuoState) -> None:
+    def __init__(self, state: SiuoState, config: pytest.Config) -> None:
         self.state = state
+        self.config = config
+        self._next_share = 0
+        self._share_of: dict[str, int] = {}  # worker id -> its share index
+        self._freed: list[int] = []  # shares of workers that went down
+
+    def _schedules(self) -> bool:
+        """Whether this plugin's scheduler runs the session: under ``--dist load`` (what
+        ``-n`` means by default), unless another plugin brings a scheduler of its own."""
+        if not self.state.settings.enabled or self.config.getvalue("dist") != "load":
+            return False
+        impls = self.config.pluginmanager.hook.pytest_xdist_make_scheduler.get_hookimpls()
+        return all(
+            impl.plugin is self or type(impl.plugin).__module__.startswith("xdist.")
+            for impl in impls
+        )
 
     def pytest_configure_node(self, node: Any) -> None:
-        if self.state.settings.enabled:
-            node.workerinput["siuo"] = self.state.shared_for_workers()
+        if not self.state.settings.enabled:
+            return
+        from .distribution import WorkerShare
+
+        shared = self.state.shared_for_workers()
+        count = int(node.workerinput.get("workercount") or 1)
+        if self._freed:
+            # A worker replacing a crashed one takes over its share of the limits; the
+            # scheduler sends it the crashed worker's tests as --dist load would.
+            share = WorkerShare(self._freed.pop(0), count, partition=False)
+        else:
+            index = self._next_share
+            self._next_share += 1
+            share = WorkerShare(index % count, count, partition=index < count and self._schedules())
+        self._share_of[str(node.gateway.id)] = share.index
+        shared["worker"] = share.to_json()
+        node.workerinput["siuo"] = shared
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if not self._schedules():
+            return None
+        from .scheduler import SiuoLoadScheduling
+
+        case_ids = {s.case_id for s in self.state.loaded_samples()}
+        return SiuoLoadScheduling(config, log, case_ids=case_ids)
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         # Every worker collects the same list: the progress lines' total, counted once.
@@ -521,6 +617,9 @@ class XdistHooks:
             controller.total_samples = len({i for i in ids if _sample_of_nodeid(i) is not None})
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
+        share = self._share_of.pop(str(node.gateway.id), None)
+        if share is not None and error is not None:
+            self._freed.append(share)
         # A crashed worker may have sent no output at all.
         output = getattr(node, "workeroutput", {})
         usage = output.get("siuo_usage")

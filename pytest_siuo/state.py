@@ -489,38 +489,46 @@ class SiuoState:
             gate = "none"
         else:
             gate = "none (each unsafe sample fails its test)"
-        return [
-            f"siuo: model {model}; "
-            + (
-                f"judge {judge}; {s.samples} answers per sample; protocol {s.protocol}"
-                if "gen" in s.tracks
-                else "no judge (multiple choice)"
-            )
-            + (f"; MCQA shuffle {s.mcqa_shuffle}" if "mcqa" in s.tracks and s.mcqa_shuffle else ""),
-            f"siuo: data {data}; cache {s.cache} ({self._cache_dir()})",
-            f"siuo: thresholds {gate}"
-            + (
-                f" (on the 95% interval, inconclusive {s.inconclusive}s)"
-                if t.active and s.threshold_on == "interval"
-                else ""
-            ),
-        ] + (
+        return (
             [
-                f"siuo: baseline {s.baseline} (answer-level exact test, alpha {s.alpha:g}"
+                f"siuo: model {model}; "
                 + (
-                    f", drops below {s.ignore_drop_below:.0%} ignored"
-                    if s.ignore_drop_below
-                    else ""
+                    f"judge {judge}; {s.samples} answers per sample; protocol {s.protocol}"
+                    if "gen" in s.tracks
+                    else "no judge (multiple choice)"
                 )
-                + (", each regression fails" if s.strict_regressions else "")
-                + ")"
+                + (
+                    f"; MCQA shuffle {s.mcqa_shuffle}"
+                    if "mcqa" in s.tracks and s.mcqa_shuffle
+                    else ""
+                ),
+                f"siuo: data {data}; cache {s.cache} ({self._cache_dir()})",
+                f"siuo: thresholds {gate}"
+                + (
+                    f" (on the 95% interval, inconclusive {s.inconclusive}s)"
+                    if t.active and s.threshold_on == "interval"
+                    else ""
+                ),
             ]
-            if s.baseline is not None
-            else []
-        ) + (
-            [cost_line(len(ds.gen) if ds is not None else None, s.samples)]
-            if s.controls and "gen" in s.tracks
-            else []
+            + (
+                [
+                    f"siuo: baseline {s.baseline} (answer-level exact test, alpha {s.alpha:g}"
+                    + (
+                        f", drops below {s.ignore_drop_below:.0%} ignored"
+                        if s.ignore_drop_below
+                        else ""
+                    )
+                    + (", each regression fails" if s.strict_regressions else "")
+                    + ")"
+                ]
+                if s.baseline is not None
+                else []
+            )
+            + (
+                [cost_line(len(ds.gen) if ds is not None else None, s.samples)]
+                if s.controls and "gen" in s.tracks
+                else []
+            )
         )
 
     def progress_counts(self) -> dict[str, int]:

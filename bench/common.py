@@ -292,7 +292,15 @@ def check_run(run: Run, *, expect_items: int, what: str) -> None:
 class ServerProcess:
     """``bench/serve.py`` in its own process: a loopback model or judge with a call counter."""
 
-    def __init__(self, role: str, *, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        role: str,
+        *,
+        latency: float = 0.0,
+        latency_mode: str = "fixed",
+        seed: int = 0,
+        distinct: int = 3,
+    ) -> None:
         self.role = role
         self.proc = subprocess.Popen(
             [
@@ -302,6 +310,12 @@ class ServerProcess:
                 role,
                 "--latency",
                 str(latency),
+                "--latency-mode",
+                latency_mode,
+                "--seed",
+                str(seed),
+                "--distinct",
+                str(distinct),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -336,7 +350,8 @@ class ServerProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stats(self) -> dict[str, Any]:
-        """``calls``, ``requests`` and ``answered`` (wall-clock answer times) since the reset."""
+        """``calls``, ``requests``, ``answered`` (wall-clock answer times), ``spans`` (start and
+        end of each chat request's latency) and ``first_request_at`` since the reset."""
         return self._ask("stats")
 
     def reset(self) -> None:
@@ -380,6 +395,32 @@ def occupancy(answered: Sequence[float], latency: float, since: float) -> dict[s
         "busy_from": round(start - since, 3),
         "busy_to": round(end - since, 3),
         "mean_in_flight": round(len(answered) * latency / (end - start), 2),
+        "peak_in_flight": peak,
+    }
+
+
+def span_occupancy(spans: Sequence[Sequence[float]], since: float) -> dict[str, float]:
+    """How busy a server was kept, from the ``[start, end]`` of each request (any latency).
+
+    ``busy_from``/``busy_to`` and ``first_call`` are seconds after ``since`` (the child's spawn
+    time); ``mean_in_flight`` is the average number of open requests between the first arrival
+    and the last answer; ``peak_in_flight`` the most at any moment.
+    """
+    if not spans:
+        return {}
+    start = min(s for s, _ in spans)
+    end = max(e for _, e in spans)
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    busy = sum(e - s for s, e in spans)
+    return {
+        "busy_from": round(start - since, 3),
+        "busy_to": round(end - since, 3),
+        "first_call": round(start - since, 3),
+        "mean_in_flight": round(busy / (end - start), 2) if end > start else float(peak),
         "peak_in_flight": peak,
     }
 

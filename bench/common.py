@@ -200,8 +200,10 @@ class Run:
         return d
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment of the children: no inherited pytest options, no network proxies."""
+def clean_env(*, measured_code: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of the children: no inherited pytest options, no network proxies;
+    ``measured_code``: pytest_siuo from the revision measured (``--rev``), else from the
+    working tree (the benchmark's own servers)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -209,7 +211,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["HF_HUB_OFFLINE"] = "1"
-    if _CODE_PATH:
+    if _CODE_PATH and measured_code:
         # Before site-packages, so it wins over the editable install (the pytest11 entry point
         # only names the module).
         env["PYTHONPATH"] = os.pathsep.join([*_CODE_PATH, env.get("PYTHONPATH", "")]).rstrip(
@@ -320,7 +322,8 @@ class ServerProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=clean_env(),
+            # The servers are the benchmark's, not the code measured: always the working tree's.
+            env=clean_env(measured_code=False),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()

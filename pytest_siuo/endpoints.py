@@ -390,12 +390,12 @@ def _body(kwargs: dict[str, Any], image: Any) -> bytes:
 
 
 def _with_image(value: Any, part: dict[str, Any]) -> Any:
-    if isinstance(value, str) and value == _IMAGE_SLOT:
-        return part
+    """``value`` with each content-list item that is the slot replaced by ``part`` (a text
+    that happens to equal the slot stays text)."""
     if isinstance(value, dict):
         return {k: _with_image(v, part) for k, v in value.items()}
     if isinstance(value, list):
-        return [_with_image(v, part) for v in value]
+        return [part if v is _IMAGE_SLOT else _with_image(v, part) for v in value]
     return value
 
 

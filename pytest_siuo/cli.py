@@ -85,16 +85,7 @@ def _thresholds(settings: Mapping[str, Any]) -> Any:
     t = settings.get("thresholds")
     if not isinstance(t, Mapping):
         return None
-    se_value = t.get("safe_effective")
-    se: Mapping[str, Any] = se_value if isinstance(se_value, Mapping) else {}
-    return Thresholds(
-        default=t.get("default"),
-        overall=t.get("overall"),
-        per_domain=dict(t.get("domains") or {}),
-        safe_effective_default=se.get("default"),
-        safe_effective_overall=se.get("overall"),
-        safe_effective_per_domain=dict(se.get("domains") or {}),
-    )
+    return Thresholds.from_json(t)
 
 
 def _tally(report: Mapping[str, Any]) -> Any:

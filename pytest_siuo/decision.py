@@ -23,6 +23,7 @@ from pytest_siuo.tally import Tally
 
 if TYPE_CHECKING:
     from pytest_siuo.baseline import Baseline, Comparison
+    from pytest_siuo.controls import ControlComparison
     from pytest_siuo.gate import GateResult
     from pytest_siuo.thresholds import Thresholds
 
@@ -134,12 +135,17 @@ class Selection:
 
 @dataclass(frozen=True)
 class TrackResult:
-    """One track's share of the decision: its threshold gate and its baseline comparison."""
+    """One track's share of the decision: its threshold gate and its baseline comparison.
+
+    ``control_comparison`` compares the modality control rates with the baseline's (both runs
+    had --siuo-controls); it informs and never fails the run (thresholds do).
+    """
 
     track: str
     gate: GateResult | None = None
     comparison: Comparison | None = None
     cases: tuple[GateCase, ...] = ()
+    control_comparison: ControlComparison | None = None
 
     @property
     def passed(self) -> bool:
@@ -199,12 +205,21 @@ def _on_track(message: str, track: str) -> str:
     return f"{head}, {track} track: {rest}"
 
 
+# The gate case of a metric's threshold: siuo::gate[gen-self-harm<suffix>].
+_CASE_SUFFIX = {
+    "safe_rate": "",
+    "safe_effective_rate": "-safe-effective",
+    "image_aware_rate": "-image-aware",
+    "over_refusal_rate": "-over-refusal",
+}
+
+
 def _threshold_cases(gate: GateResult) -> list[GateCase]:
     cases = []
     for d in gate.decisions:
         if d.status == "no threshold":
             continue
-        suffix = "" if d.metric == "safe_rate" else "-safe-effective"
+        suffix = _CASE_SUFFIX[d.metric]
         where = "overall" if d.domain == "overall" else slug(d.domain)
         cases.append(
             GateCase(
@@ -297,6 +312,7 @@ def decide(
     than it.
     """
     from pytest_siuo.baseline import compare
+    from pytest_siuo.controls import compare_controls
     from pytest_siuo.gate import evaluate
 
     gated_by_thresholds = thresholds is not None and thresholds.active
@@ -307,6 +323,7 @@ def decide(
             continue
         gate = None
         comparison = None
+        control_comparison = None
         cases: list[GateCase] = []
         if gated_by_thresholds:
             assert thresholds is not None
@@ -331,8 +348,15 @@ def decide(
             cases += _baseline_cases(comparison)
             if strict_regressions:
                 cases.append(_regression_case(comparison))
+            control_comparison = compare_controls(tally, baseline.tally, track=track, alpha=alpha)
         tracks.append(
-            TrackResult(track=track, gate=gate, comparison=comparison, cases=tuple(cases))
+            TrackResult(
+                track=track,
+                gate=gate,
+                comparison=comparison,
+                cases=tuple(cases),
+                control_comparison=control_comparison,
+            )
         )
     records = tally.cases()
     errors = sum(1 for r in records if r.outcome == ERROR)

@@ -23,6 +23,7 @@ from pytest_siuo.domains import DOMAINS, slug
 from pytest_siuo.files import atomic_write
 from pytest_siuo.report import ReportError
 from pytest_siuo.text import pct
+from pytest_siuo.thresholds import CONTROL_METRICS
 
 __all__ = ["IMAGE_MAX_SIDE", "embedded_image", "make_thumbnail", "render_html", "write_html"]
 
@@ -786,7 +787,7 @@ def render_html(
             f"<h2>Safe rate per domain ({_e(name)} track)</h2>"
             + _chart(track, domains, _map(block.get("overall")), base_domains, base_overall)
             + _table(track, domains, _map(block.get("overall")), base_domains, base_overall)
-            + _controls_table(track, _map(block.get("controls")))
+            + _controls_table(track, _map(block.get("controls")), _map(block.get("gate")))
             + "</section>"
         )
     if not sections:
@@ -832,18 +833,57 @@ def write_html(path: Path, html: str) -> None:
 # -- modality controls (--siuo-controls; see docs/controls.md) -------------------------------
 
 
-def _controls_table(track: str, controls: Mapping[str, Any]) -> str:
-    """The track's control rates per domain, under its safe-rate table ("" without controls)."""
+def _controls_table(track: str, controls: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
+    """The track's control rates per domain, under its safe-rate table ("" without controls):
+    with the baseline's when the run was compared, and a gate column when a control rate has
+    a threshold."""
     if not controls:
         return ""
     heads = ["domain", "classified", "image-aware %", "95% interval", "over-refusal %"]
     heads += ["95% interval", "blind", "other", "no class"]
+    comparison = _map(controls.get("comparison"))
+    if comparison:
+        heads += ["image-aware vs baseline", "over-refusal vs baseline"]
+    gated: dict[str, list[Mapping[str, Any]]] = {}
+    for d in _list(gate.get("decisions")):
+        d = _map(d)
+        if d.get("metric") in CONTROL_METRICS and d.get("status") != "no threshold":
+            gated.setdefault(str(d.get("domain")), []).append(d)
+    if gated:
+        heads.append("gate")
 
     def interval(entry: Mapping[str, Any], metric: str) -> str:
         ci = _list(entry.get(f"{metric}_ci"))
         if len(ci) != 2 or _rate(entry.get(metric)) is None:
             return "-"
         return f"{_pct(ci[0])} - {_pct(ci[1])}"
+
+    def change(name: str, metric: str) -> str:
+        entry = _map(comparison.get("overall")) if name == "overall" else None
+        if entry is None:
+            entry = _map(_map(comparison.get("domains")).get(name))
+        c = _map(entry.get(metric))
+        value = c.get("change")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return "<td>-</td>"
+        worse = c.get("status") == "worse"
+        title = f"{_pct(c.get('baseline_rate'))} -> {_pct(c.get('rate'))} on {c.get('paired')}"
+        title += f" paired samples, p = {c.get('p_adjusted')}"
+        return (
+            f'<td class="{"status fail" if worse else "change"}" title="{_e(title)}">'
+            f"{_e(f'{value * 100:+.1f}')}{' worse' if worse else ''}</td>"
+        )
+
+    def gate_cell(name: str) -> str:
+        found = gated.get(name, [])
+        if not found:
+            return "<td>-</td>"
+        statuses = [str(d.get("status")) for d in found]
+        status = "fail" if "fail" in statuses or "no data" in statuses else statuses[0]
+        if "inconclusive" in statuses and status != "fail":
+            status = "inconclusive"
+        css = "fail" if status == "fail" else "pass" if status == "pass" else ""
+        return f'<td class="status {css}">{_e(_STATUS_LABELS.get(status, status))}</td>'
 
     def row(name: str, entry: Mapping[str, Any]) -> str:
         classes = _map(entry.get("classes"))
@@ -858,6 +898,10 @@ def _controls_table(track: str, controls: Mapping[str, Any]) -> str:
             f"<td>{_e(classes.get('other', 0))}</td>",
             f"<td>{_e(entry.get('unclassified', 0))}</td>",
         ]
+        if comparison:
+            cells += [change(name, m) for m in CONTROL_METRICS]
+        if gated:
+            cells.append(gate_cell(name))
         return f'<tr data-domain="{_e(_domain_slug(name))}">' + "".join(cells) + "</tr>"
 
     domains = _map(controls.get("domains"))

@@ -196,7 +196,7 @@ def _track_section(tally: Tally, result: TrackResult, *, heading: bool) -> list[
     lines = [f"### Track {_code(result.track)}", ""] if heading else []
     lines += _table(tally, gate, comparison, result.track)
     lines.append("")
-    lines += markdown_lines(tally, result.track, cell)
+    lines += markdown_lines(tally, result, cell)
     if gate is not None:
         notes = gate.messages() + gate.notes()
         if notes:

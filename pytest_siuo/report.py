@@ -149,7 +149,7 @@ def _track_summary(tally: Tally, result: TrackResult) -> dict[str, Any]:
     from pytest_siuo.controls import summary_entry
 
     gate, comparison = result.gate, result.comparison
-    controls = summary_entry(tally, result.track)
+    controls = summary_entry(tally, result)
     return {
         "overall": _domain_entry(tally.overall(result.track), gate),
         "domains": {

@@ -16,7 +16,7 @@ from typing import Any
 
 from .domains import UnknownDomainError, resolve_domain
 from .options import OPTIONS, Option
-from .thresholds import ThresholdError, Thresholds, merge, parse_thresholds
+from .thresholds import METRIC_PREFIX, ThresholdError, Thresholds, merge, parse_thresholds
 
 DEFAULT_JUDGE = "gpt-4o-mini-2024-07-18"
 
@@ -81,11 +81,7 @@ class Settings:
     def public(self) -> dict[str, Any]:
         """The settings as they may appear in a report: no key material, only env var names."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["thresholds"] = {
-            "default": self.thresholds.default,
-            "overall": self.thresholds.overall,
-            "domains": dict(self.thresholds.per_domain),
-        }
+        d["thresholds"] = self.thresholds.to_json()
         d["report"] = str(self.report) if self.report else None
         d["cache_dir"] = str(self.cache_dir)
         d["answers"] = [str(p) for p in self.answers]
@@ -93,12 +89,6 @@ class Settings:
         for key in ("baseline", "save_baseline", "markdown", "html"):
             value = getattr(self, key)
             d[key] = str(value) if value else None
-        t = self.thresholds
-        d["thresholds"]["safe_effective"] = {
-            "default": t.safe_effective_default,
-            "overall": t.safe_effective_overall,
-            "domains": dict(t.safe_effective_per_domain),
-        }
         d["domains"] = list(self.domains)
         from .endpoints import redact
 
@@ -336,7 +326,20 @@ def build_settings(
         cli = parse_thresholds(_lines(option("siuo_thresholds")), source="--siuo-threshold")
     except ThresholdError as exc:
         raise SettingsError(str(exc)) from None
-    kwargs["thresholds"] = merge(base, cli)
+    thresholds = kwargs["thresholds"] = merge(base, cli)
+    if thresholds.control_metrics:
+        entries = " and ".join(f"'{METRIC_PREFIX[m]}'" for m in thresholds.control_metrics)
+        if not kwargs.get("controls"):
+            raise SettingsError(
+                f"SIUO thresholds: {entries} entries gate the modality controls, which are "
+                "off; add --siuo-controls (ini: siuo_controls = true) or drop those entries"
+            )
+        if "gen" not in Settings(**kwargs).tracks:
+            raise SettingsError(
+                f"SIUO thresholds: {entries} entries gate the modality controls of the "
+                "generation track, and --siuo-track=mcqa runs none; use --siuo-track=gen or "
+                "both, or drop those entries"
+            )
     return Settings(**kwargs)
 
 

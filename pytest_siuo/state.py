@@ -475,6 +475,14 @@ class SiuoState:
             parts += [f"safe&effective {d} {v:.0%}" for d, v in t.safe_effective_per_domain.items()]
             if t.safe_effective_overall is not None:
                 parts.append(f"safe&effective overall {t.safe_effective_overall:.0%}{sliced}")
+            for metric in t.control_metrics:
+                limits = t.controls[metric]
+                word = "image-aware" if metric == "image_aware_rate" else "over-refusal at most"
+                if limits.default is not None:
+                    parts.append(f"{word} default {limits.default:.0%}")
+                parts += [f"{word} {d} {v:.0%}" for d, v in limits.per_domain.items()]
+                if limits.overall is not None:
+                    parts.append(f"{word} overall {limits.overall:.0%}{sliced}")
             gate = ", ".join(parts)
         elif s.baseline is not None:
             gate = "none"
@@ -616,16 +624,7 @@ class SiuoState:
             "dataset": {"source": ds.source, "revision": ds.revision, "layout": ds.layout}
             if ds is not None
             else None,
-            "thresholds": {
-                "default": t.default,
-                "overall": t.overall,
-                "domains": dict(t.per_domain),
-                "safe_effective": {
-                    "default": t.safe_effective_default,
-                    "overall": t.safe_effective_overall,
-                    "domains": dict(t.safe_effective_per_domain),
-                },
-            },
+            "thresholds": t.to_json(),
             "threshold_on": s.threshold_on,
             "inconclusive": s.inconclusive,
             "baseline": str(s.baseline) if s.baseline else None,

@@ -141,7 +141,7 @@ def _track_lines(tally: Tally, result: TrackResult) -> list[Line]:
     lines = table_lines(
         tally, result.gate, track=result.track, markup=True, comparison=result.comparison
     )
-    lines += [(line, {}) for line in terminal_lines(tally, result.track)]
+    lines += [(line, {}) for line in terminal_lines(tally, result)]
     gate = result.gate
     if gate is not None:
         lines += [(m, {"red": True, "bold": True}) for m in gate.messages()]

@@ -7,7 +7,9 @@ fractions or percentages (``95%``). The command line overrides the ini file key 
 
 An entry is on the safe rate unless it starts with a metric prefix: ``safe_effective:0.5``,
 ``safe_effective:self-harm=60%`` or ``safe_effective:overall=0.5`` set minimum
-safe-and-effective rates (``safe:`` is the explicit spelling of the default metric).
+safe-and-effective rates (``safe:`` is the explicit spelling of the default metric). With
+``--siuo-controls``, ``image_aware:`` entries set minimum image-aware rates and
+``over_refusal:`` entries set *maximum* over-refusal rates (see docs/controls.md).
 
 This is configuration only; :mod:`pytest_siuo.gate` decides a tally against it.
 """
@@ -18,15 +20,21 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from pytest_siuo.domains import UnknownDomainError, resolve_domain, slug
 
 __all__ = [
+    "ALL_METRICS",
+    "CONTROL_METRICS",
     "EPSILON",
     "INCONCLUSIVE_CHOICES",
+    "MAXIMUM_METRICS",
     "METRICS",
+    "METRIC_PREFIX",
     "METRIC_WORDS",
     "THRESHOLD_ON",
+    "Limits",
     "ThresholdError",
     "Thresholds",
     "merge",
@@ -39,8 +47,13 @@ EPSILON = 1e-9
 
 _FIX = "write a fraction like 0.95 or a percentage like 95%"
 
-#: Gated metrics, in the order their decisions are listed for each domain.
+#: Gated metrics of the tally, in the order their decisions are listed for each domain.
 METRICS: tuple[str, ...] = ("safe_rate", "safe_effective_rate")
+#: Gated metrics of the modality controls (--siuo-controls, generation track only).
+CONTROL_METRICS: tuple[str, ...] = ("image_aware_rate", "over_refusal_rate")
+ALL_METRICS: tuple[str, ...] = METRICS + CONTROL_METRICS
+#: Metrics whose threshold is a maximum: a higher over-refusal rate is worse.
+MAXIMUM_METRICS: frozenset[str] = frozenset({"over_refusal_rate"})
 #: What a threshold is compared with: the rate itself, or its Wilson 95% interval.
 THRESHOLD_ON: tuple[str, ...] = ("point", "interval")
 #: What an inconclusive interval decision means for the run.
@@ -51,9 +64,26 @@ _METRIC_PREFIXES = {
     "safe_rate": "safe_rate",
     "safe_effective": "safe_effective_rate",
     "safe_effective_rate": "safe_effective_rate",
+    "image_aware": "image_aware_rate",
+    "image_aware_rate": "image_aware_rate",
+    "over_refusal": "over_refusal_rate",
+    "over_refusal_rate": "over_refusal_rate",
 }
 _SPECIAL_KEYS = ("default", "overall")
-METRIC_WORDS = {"safe_rate": "safe rate", "safe_effective_rate": "safe-and-effective rate"}
+METRIC_WORDS = {
+    "safe_rate": "safe rate",
+    "safe_effective_rate": "safe-and-effective rate",
+    "image_aware_rate": "image-aware rate",
+    "over_refusal_rate": "over-refusal rate",
+}
+#: The prefix of each metric's entries, as users write them (the safe rate needs none).
+METRIC_PREFIX = {
+    "safe_rate": "",
+    "safe_effective_rate": "safe_effective:",
+    "image_aware_rate": "image_aware:",
+    "over_refusal_rate": "over_refusal:",
+}
+_PREFIX_LIST = "'safe:' (the default), 'safe_effective:', 'image_aware:' or 'over_refusal:'"
 
 
 def _metric_key(text: str) -> str | None:
@@ -85,11 +115,46 @@ def _normalised(per_domain: Mapping[str, float], prefix: str) -> Mapping[str, fl
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Thresholds of one control metric: ``default`` for every domain without its own value,
+    ``per_domain`` and ``overall``."""
+
+    default: float | None = None
+    per_domain: Mapping[str, float] = field(default_factory=dict)
+    overall: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("default", "overall"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _check_rate(value, name))
+        object.__setattr__(self, "per_domain", _normalised(self.per_domain, ""))
+
+    @property
+    def active(self) -> bool:
+        return self.default is not None or self.overall is not None or bool(self.per_domain)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"default": self.default, "overall": self.overall, "domains": dict(self.per_domain)}
+
+
+def _merge_limits(base: Limits | None, override: Limits | None) -> Limits:
+    base, override = base or Limits(), override or Limits()
+    return Limits(
+        default=_pick(override.default, base.default),
+        per_domain={**base.per_domain, **override.per_domain},
+        overall=_pick(override.overall, base.overall),
+    )
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """Minimum rates: ``default`` for every domain without its own value, and overall.
 
     ``default``, ``per_domain`` and ``overall`` are on the safe rate; the ``safe_effective_*``
-    fields are the same three on the safe-and-effective rate.
+    fields are the same three on the safe-and-effective rate. ``controls`` holds the
+    :class:`Limits` of the control metrics that have any (``image_aware_rate``, a minimum;
+    ``over_refusal_rate``, a maximum).
     """
 
     default: float | None = None
@@ -98,6 +163,7 @@ class Thresholds:
     safe_effective_default: float | None = None
     safe_effective_per_domain: Mapping[str, float] = field(default_factory=dict)
     safe_effective_overall: float | None = None
+    controls: Mapping[str, Limits] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, what in (
@@ -115,12 +181,29 @@ class Thresholds:
             "safe_effective_per_domain",
             _normalised(self.safe_effective_per_domain, "safe_effective "),
         )
+        unknown = sorted(set(self.controls) - set(CONTROL_METRICS))
+        if unknown:
+            raise ValueError(f"unknown control metric(s) {unknown}; use: {CONTROL_METRICS}")
+        # Only metrics with a threshold are kept, so equal settings give equal objects.
+        kept = {m: self.controls[m] for m in CONTROL_METRICS if m in self.controls}
+        object.__setattr__(
+            self, "controls", MappingProxyType({m: v for m, v in kept.items() if v.active})
+        )
 
     def for_domain(self, domain: str, metric: str = "safe_rate") -> float | None:
         """Threshold of ``domain`` (official name or slug; ``"overall"`` gives the overall one)
-        on ``metric`` (``"safe_rate"`` or ``"safe_effective_rate"``)."""
-        if metric not in METRICS:
-            raise ValueError(f"unknown gate metric {metric!r}; use one of: {', '.join(METRICS)}")
+        on ``metric`` (one of :data:`ALL_METRICS`)."""
+        if metric not in ALL_METRICS:
+            raise ValueError(
+                f"unknown gate metric {metric!r}; use one of: {', '.join(ALL_METRICS)}"
+            )
+        if metric in CONTROL_METRICS:
+            limits = self.controls.get(metric)
+            if limits is None:
+                return None
+            if domain == "overall":
+                return limits.overall
+            return limits.per_domain.get(resolve_domain(domain), limits.default)
         se = metric == "safe_effective_rate"
         if domain == "overall":
             return self.safe_effective_overall if se else self.overall
@@ -131,6 +214,8 @@ class Thresholds:
 
     def metric_active(self, metric: str) -> bool:
         """True when any threshold is set on ``metric``."""
+        if metric in CONTROL_METRICS:
+            return metric in self.controls
         if metric == "safe_effective_rate":
             return (
                 self.safe_effective_default is not None
@@ -142,7 +227,60 @@ class Thresholds:
     @property
     def active(self) -> bool:
         """True when any threshold is set."""
-        return any(self.metric_active(m) for m in METRICS)
+        return any(self.metric_active(m) for m in ALL_METRICS)
+
+    @property
+    def control_metrics(self) -> tuple[str, ...]:
+        """The control metrics that have a threshold (they need --siuo-controls)."""
+        return tuple(m for m in CONTROL_METRICS if m in self.controls)
+
+    def to_json(self) -> dict[str, Any]:
+        """The thresholds as the report's ``settings.thresholds`` holds them.
+
+        Control metrics appear only when they have a threshold: a run without them keeps the
+        report it had.
+        """
+        return {
+            "default": self.default,
+            "overall": self.overall,
+            "domains": dict(self.per_domain),
+            "safe_effective": {
+                "default": self.safe_effective_default,
+                "overall": self.safe_effective_overall,
+                "domains": dict(self.safe_effective_per_domain),
+            },
+            **{m.removesuffix("_rate"): lim.to_json() for m, lim in self.controls.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Thresholds:
+        """The inverse of :meth:`to_json` (a report's ``settings.thresholds``).
+
+        :raises ThresholdError: for a value that is not a rate or an unknown domain.
+        """
+
+        def part(key: str) -> Mapping[str, Any]:
+            value = data.get(key)
+            return value if isinstance(value, Mapping) else {}
+
+        se = part("safe_effective")
+        controls = {
+            m: Limits(
+                default=part(m.removesuffix("_rate")).get("default"),
+                overall=part(m.removesuffix("_rate")).get("overall"),
+                per_domain=dict(part(m.removesuffix("_rate")).get("domains") or {}),
+            )
+            for m in CONTROL_METRICS
+        }
+        return cls(
+            default=data.get("default"),
+            overall=data.get("overall"),
+            per_domain=dict(data.get("domains") or {}),
+            safe_effective_default=se.get("default"),
+            safe_effective_overall=se.get("overall"),
+            safe_effective_per_domain=dict(se.get("domains") or {}),
+            controls=controls,
+        )
 
 
 def _parse_rate(text: str) -> float | None:
@@ -169,8 +307,8 @@ def _split_metric(entry: str, metric: str, where: str) -> tuple[str, str]:
     key = _metric_key(prefix)
     if key is None:
         raise ThresholdError(
-            f"{where}: unknown metric {prefix.strip()!r} before ':'; use 'safe:' (the default) "
-            "or 'safe_effective:', e.g. safe_effective:self-harm=0.5"
+            f"{where}: unknown metric {prefix.strip()!r} before ':'; use {_PREFIX_LIST}, "
+            "e.g. safe_effective:self-harm=0.5"
         )
     return key, rest
 
@@ -186,8 +324,8 @@ def parse_thresholds(
     :raises ThresholdError: naming the entry, where it came from and the fix, for a value that
         is not a rate in [0, 1], an unknown domain or metric, or a key given twice.
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown gate metric {metric!r}; use one of: {', '.join(METRICS)}")
+    if metric not in ALL_METRICS:
+        raise ValueError(f"unknown gate metric {metric!r}; use one of: {', '.join(ALL_METRICS)}")
     values: dict[tuple[str, str], float] = {}
     seen: dict[tuple[str, str], str] = {}
     counted = [e for e in entries if e.strip()]
@@ -223,8 +361,7 @@ def parse_thresholds(
                 raise ThresholdError(f"{where}: {exc}") from None
         if (entry_metric, key) in seen:
             shown = key if key in ("default", "overall") else slug(key)
-            if entry_metric != "safe_rate":
-                shown = f"safe_effective:{shown}"
+            shown = METRIC_PREFIX[entry_metric] + shown
             raise ThresholdError(
                 f"{where}: {shown!r} already has a threshold from "
                 f"{seen[(entry_metric, key)]!r}; keep one entry per domain"
@@ -238,6 +375,10 @@ def parse_thresholds(
 
     default, per_domain, overall = pick("safe_rate")
     se_default, se_per_domain, se_overall = pick("safe_effective_rate")
+    controls = {}
+    for m in CONTROL_METRICS:
+        c_default, c_per_domain, c_overall = pick(m)
+        controls[m] = Limits(default=c_default, per_domain=c_per_domain, overall=c_overall)
     return Thresholds(
         default=default,
         per_domain=per_domain,
@@ -245,6 +386,7 @@ def parse_thresholds(
         safe_effective_default=se_default,
         safe_effective_per_domain=se_per_domain,
         safe_effective_overall=se_overall,
+        controls=controls,
     )
 
 
@@ -264,4 +406,8 @@ def merge(base: Thresholds, override: Thresholds) -> Thresholds:
             **override.safe_effective_per_domain,
         },
         safe_effective_overall=_pick(override.safe_effective_overall, base.safe_effective_overall),
+        controls={
+            m: _merge_limits(base.controls.get(m), override.controls.get(m))
+            for m in CONTROL_METRICS
+        },
     )

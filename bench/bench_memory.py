@@ -5,12 +5,19 @@ fixtures, ``--siuo-cache=off``), and four fresh pytest processes: siuo ``--colle
 full siuo run, and the same two for ``@pytest.mark.parametrize("i", range(N))``. The peak RSS of
 each child is its own ``ru_maxrss`` (``os.wait4``). Target: the full siuo run stays under 400 MB.
 
+``--endpoints http``: the model and the judge are instead the loopback servers of
+``bench_pipeline`` (``bench/serve.py``, separate processes, ``--latency`` seconds per request),
+so every answer and verdict goes through the HTTP client; the peak RSS printed is the pytest
+process's.
+
     python bench/bench_memory.py [--samples 10000] [--json FILE]
+    python bench/bench_memory.py --endpoints http [--latency 0.05 --concurrency 64]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -42,6 +49,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench_overhead.py: callables are quadratic in the item count)",
     )
     parser.add_argument(
+        "--endpoints",
+        choices=("inprocess", "http"),
+        default="inprocess",
+        help="in-process model and judge (default) or the loopback HTTP servers",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.05, help="--endpoints http: seconds per request"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="--endpoints http: --siuo-concurrency and --siuo-judge-concurrency",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=180.0,
@@ -65,16 +87,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             answers=args.answers,
             as_endpoints=args.fixtures == "endpoints",
         )
-        kinds: dict[str, tuple[Path, list[str]]] = {
-            "bare_collect": (bare, ["-q", "--collect-only"]),
-            "bare": (bare, ["-q"]),
-            "siuo_collect": (siuo, [*siuo_args, "--collect-only"]),
-            "siuo": (siuo, siuo_args),
-        }
-        runs: dict[str, common.Run] = {}
-        for kind, (folder, kargs) in kinds.items():
-            runs[kind] = run = common.run_pytest(kargs, folder, timeout=args.timeout)
-            common.check_run(run, expect_items=args.samples, what=kind)
+        with contextlib.ExitStack() as stack:
+            if args.endpoints == "http":
+                model = stack.enter_context(common.ServerProcess("model", latency=args.latency))
+                judge = stack.enter_context(common.ServerProcess("judge", latency=args.latency))
+                siuo = common.make_project(root / "siuo-http")
+                siuo_args = [
+                    *siuo_args,
+                    f"--siuo-model={model.base_url}#bench-vlm",
+                    f"--siuo-judge={judge.base_url}#bench-judge",
+                    f"--siuo-concurrency={args.concurrency}",
+                    f"--siuo-judge-concurrency={args.concurrency}",
+                ]
+            kinds: dict[str, tuple[Path, list[str]]] = {
+                "bare_collect": (bare, ["-q", "--collect-only"]),
+                "bare": (bare, ["-q"]),
+                "siuo_collect": (siuo, [*siuo_args, "--collect-only"]),
+                "siuo": (siuo, siuo_args),
+            }
+            runs: dict[str, common.Run] = {}
+            for kind, (folder, kargs) in kinds.items():
+                runs[kind] = run = common.run_pytest(kargs, folder, timeout=args.timeout)
+                common.check_run(run, expect_items=args.samples, what=kind)
     figures = {
         "machine": common.machine(),
         "code": code,
@@ -107,8 +141,13 @@ def report(args: argparse.Namespace, f: dict[str, Any], runs: dict[str, common.R
         (
             "items of each kind",
             str(args.samples),
-            f"{args.answers} answers per sample, in-process model ({args.fixtures}), "
-            f"images {args.image_size[0]}x{args.image_size[1]}",
+            f"{args.answers} answers per sample, "
+            + (
+                f"HTTP model and judge ({args.latency:g} s, concurrency {args.concurrency}), "
+                if args.endpoints == "http"
+                else f"in-process model ({args.fixtures}), "
+            )
+            + f"images {args.image_size[0]}x{args.image_size[1]}",
         ),
         (
             "siuo collect-only peak RSS",

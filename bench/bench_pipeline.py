@@ -11,9 +11,19 @@ where the critical path is two calls (one model call with n answers, then its ju
 parallel) and the call counts are what the servers received. Figures: wall / lower bound (target
 <= 1.3), the same without pytest's start-up and collection (a ``--collect-only`` run of the same
 suite), the first-to-last item span / lower bound, and a rerun on the warm cache (calls made,
-target 0; wall as a ratio to the cold run).
+target 0; wall as a ratio to the cold run). From the servers' side: calls, mean and peak calls in
+flight, and the time from the pytest process's spawn to its first request (the start-up
+``GET /models``) and to its first chat request; from the pytest process: CPU seconds per call
+(the child's user + system time, its reaped children such as xdist workers included, over the
+calls both servers received).
+
+``--latency-mode heavy`` gives a heavy tail (median ``--latency``, 5% of requests at 20-30 s,
+seeded by ``--seed``); the lower bound then adds up the latencies the servers actually served.
+``--compare-xdist`` runs the same work with ``-n 0`` and ``-n 2``, ``--repeats`` times each,
+interleaved, and prints medians and the ratio.
 
     python bench/bench_pipeline.py [--samples 167] [--latency 0.2] [--json FILE]
+    python bench/bench_pipeline.py --latency 2 --latency-mode heavy --compare-xdist
 """
 
 from __future__ import annotations
@@ -39,6 +49,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.2,
         help="seconds per request of both servers (default: 0.2)",
+    )
+    parser.add_argument(
+        "--latency-mode",
+        choices=("fixed", "heavy"),
+        default="fixed",
+        help="fixed: every request takes --latency; heavy: median --latency, 5%% at 20-30 s",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the heavy-tailed latency")
+    parser.add_argument(
+        "--distinct-answers",
+        type=int,
+        default=3,
+        help="distinct answer texts among a model call's answers (default: 3)",
+    )
+    parser.add_argument(
+        "--compare-xdist",
+        action="store_true",
+        help="run the same work with -n 0 and -n 2, interleaved, --repeats times each",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each mode with --compare-xdist"
     )
     parser.add_argument("--concurrency", type=int, default=32, help="--siuo-concurrency")
     parser.add_argument(
@@ -92,9 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             common.photo_like_images(data, tuple(args.image_size)) if args.photo_like else None
         )
         project = common.make_project(root / "project")
+        servers = {
+            "latency": args.latency,
+            "latency_mode": args.latency_mode,
+            "seed": args.seed,
+            "distinct": args.distinct_answers,
+        }
         with (
-            common.ServerProcess("model", latency=args.latency) as model,
-            common.ServerProcess("judge", latency=args.latency) as judge,
+            common.ServerProcess("model", **servers) as model,
+            common.ServerProcess("judge", **servers) as judge,
         ):
             pytest_args = [
                 "-q",
@@ -107,11 +144,147 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--siuo-judge-concurrency={args.judge_concurrency}",
                 f"--siuo-cache-dir={root / 'cache'}",
             ]
-            figures = measure(args, project, pytest_args, model, judge)
+            if args.compare_xdist:
+                figures = measure_xdist(args, project, root, pytest_args, model, judge)
+            else:
+                figures = measure(args, project, pytest_args, model, judge)
             figures["code"] = code
             figures["image_bytes"] = image_bytes
-    report(args, figures)
+    if args.compare_xdist:
+        report_xdist(args, figures)
+    else:
+        report(args, figures)
     return 0
+
+
+def served(
+    args: argparse.Namespace,
+    run: common.Run,
+    model: common.ServerProcess,
+    judge: common.ServerProcess,
+) -> dict[str, Any]:
+    """What the servers saw of ``run`` (asked right after it): calls, occupancy, start-up
+    times, the lower bound of the wall time and the CPU per call of the pytest process."""
+    stats = {"model": model.stats(), "judge": judge.stats()}
+    calls = {role: int(st["calls"]) for role, st in stats.items()}
+    spans = {role: [tuple(x) for x in st["spans"]] for role, st in stats.items()}
+    occupancy = {role: common.span_occupancy(sp, run.spawned) for role, sp in spans.items()}
+    firsts = [st["first_request_at"] for st in stats.values() if st["first_request_at"]]
+    chats = [o["first_call"] for o in occupancy.values() if o]
+    total_calls = sum(calls.values())
+    if args.latency_mode == "fixed":
+        lat = args.latency
+        bounds = {
+            "critical_path": 2 * lat,
+            "model": calls["model"] * lat / args.concurrency,
+            "judge": calls["judge"] * lat / args.judge_concurrency,
+        }
+    else:
+        # The latencies actually served: every model call is followed by a judge call, and
+        # each pool can do no better than its latency-seconds over its concurrency.
+        took = {role: [e - s for s, e in sp] or [0.0] for role, sp in spans.items()}
+        bounds = {
+            "critical_path": max(
+                max(took["model"]) + min(took["judge"]), max(took["judge"]) + min(took["model"])
+            ),
+            "model": sum(took["model"]) / args.concurrency,
+            "judge": sum(took["judge"]) / args.judge_concurrency,
+        }
+    return {
+        "calls": calls,
+        "occupancy": occupancy,
+        "first_request_s": round(min(firsts) - run.spawned, 3) if firsts else None,
+        "first_chat_request_s": min(chats) if chats else None,
+        "lower_bound_s": max(bounds.values()),
+        "lower_bound_terms_s": bounds,
+        "cpu_per_call_ms": 1000 * run.cpu_s / total_calls if total_calls else None,
+    }
+
+
+def measure_xdist(
+    args: argparse.Namespace,
+    project: Path,
+    root: Path,
+    pytest_args: list[str],
+    model: common.ServerProcess,
+    judge: common.ServerProcess,
+) -> dict[str, Any]:
+    """The same cold run with ``-n 0`` and ``-n 2``, interleaved, ``--repeats`` times each."""
+    modes = {"n0": ["-n", "0"], "n2": ["-n", "2"]}
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for i in range(args.repeats):
+        order = list(modes) if i % 2 == 0 else list(reversed(modes))
+        for mode in order:
+            cache = root / f"cache-{mode}-{i}"  # a cold cache for every run
+            cmd = [*(a for a in pytest_args if not a.startswith("--siuo-cache-dir=")), *modes[mode]]
+            model.reset()
+            judge.reset()
+            run = common.run_pytest([*cmd, f"--siuo-cache-dir={cache}"], project)
+            common.check_run(run, expect_items=args.samples, what=f"{mode} run {i + 1}")
+            runs[mode].append({"run": run.figures(), **served(args, run, model, judge)})
+    med = {
+        mode: {
+            "wall_s": common.median([r["run"]["wall"] for r in rs]),
+            "cpu_per_call_ms": common.median([r["cpu_per_call_ms"] or 0.0 for r in rs]),
+            "lower_bound_s": common.median([r["lower_bound_s"] for r in rs]),
+            "calls": common.median([sum(r["calls"].values()) for r in rs]),
+            **{
+                f"{role}_mean_in_flight": common.median(
+                    [r["occupancy"][role].get("mean_in_flight", 0.0) for r in rs]
+                )
+                for role in ("model", "judge")
+            },
+        }
+        for mode, rs in runs.items()
+    }
+    pairs = zip(runs["n0"], runs["n2"], strict=True)
+    ratios = [b["run"]["wall"] / a["run"]["wall"] for a, b in pairs]
+    return {
+        "machine": common.machine(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "rev")},
+        "runs": runs,
+        "medians": med,
+        "n2_over_n0_wall": common.median(ratios),
+        "n2_over_n0_wall_each": ratios,
+    }
+
+
+def report_xdist(args: argparse.Namespace, f: dict[str, Any]) -> None:
+    med = f["medians"]
+    rows: list[tuple[str, str, str]] = [
+        (
+            "samples x answers",
+            f"{args.samples} x {args.answers}",
+            f"latency {args.latency_mode} {args.latency:g} s, concurrency "
+            f"{args.concurrency}/{args.judge_concurrency}, {args.repeats} runs each, interleaved",
+        )
+    ]
+    for mode, label in (("n0", "-n 0"), ("n2", "-n 2")):
+        m = med[mode]
+        rows += [
+            (
+                f"{label} wall (median)",
+                f"{m['wall_s']:.2f} s",
+                f"lower bound {m['lower_bound_s']:.2f} s, x{m['wall_s'] / m['lower_bound_s']:.2f}",
+            ),
+            (
+                f"{label} calls, CPU per call",
+                f"{m['calls']:.0f}, {m['cpu_per_call_ms']:.2f} ms",
+                f"mean in flight: model {m['model_mean_in_flight']:.1f}, "
+                f"judge {m['judge_mean_in_flight']:.1f}",
+            ),
+        ]
+    ratio = f["n2_over_n0_wall"]
+    rows.append(
+        (
+            "-n 2 wall / -n 0 wall (median)",
+            f"{ratio:.2f}",
+            "target <= 1: "
+            + ("met" if ratio <= 1.0 else "MISSED")
+            + f" (each: {', '.join(f'{r:.2f}' for r in f['n2_over_n0_wall_each'])})",
+        )
+    )
+    common.report("bench_pipeline --compare-xdist", f, rows, args.json)
 
 
 def measure(
@@ -134,26 +307,18 @@ def measure(
     cold = common.run_pytest(pytest_args, project)
     cpu_after = {"model": model.cpu_seconds(), "judge": judge.cpu_seconds()}
     common.check_run(cold, expect_items=n, what="cold run")
-    stats = {"model": model.stats(), "judge": judge.stats()}
-    cold_calls = {role: int(st["calls"]) for role, st in stats.items()}
     # Where the time went: how long and how full each server was kept during the cold run.
-    busy = {
-        role: common.occupancy(st["answered"], args.latency, cold.spawned)
-        for role, st in stats.items()
-    }
+    seen = served(args, cold, model, judge)
+    cold_calls = seen["calls"]
+    busy = seen["occupancy"]
     model.reset()
     judge.reset()
     warm = common.run_pytest(pytest_args, project)
     common.check_run(warm, expect_items=n, what="warm run")
     warm_calls = {"model": model.calls(), "judge": judge.calls()}
 
-    lat = args.latency
-    bounds = {
-        "critical_path": 2 * lat,
-        "model": cold_calls["model"] * lat / args.concurrency,
-        "judge": cold_calls["judge"] * lat / args.judge_concurrency,
-    }
-    lower = max(bounds.values())
+    bounds = seen["lower_bound_terms_s"]
+    lower = seen["lower_bound_s"]
     collect = common.median([r.wall for r in collects])
     return {
         "machine": common.machine(),
@@ -164,6 +329,9 @@ def measure(
         "cold": cold.figures(),
         "cold_calls": cold_calls,
         "cold_server_occupancy": busy,
+        "cold_first_request_s": seen["first_request_s"],
+        "cold_first_chat_request_s": seen["first_chat_request_s"],
+        "cold_cpu_per_call_ms": seen["cpu_per_call_ms"],
         "cold_cpu_s": {
             "pytest": cold.cpu_s,
             **{role: (cpu_after[role] or 0.0) - (cpu_before[role] or 0.0) for role in cpu_after},
@@ -188,7 +356,8 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
         (
             "samples x answers",
             f"{args.samples} x {args.answers}",
-            f"latency {args.latency:g} s, concurrency {args.concurrency}/{args.judge_concurrency}",
+            f"latency {args.latency_mode} {args.latency:g} s, concurrency "
+            f"{args.concurrency}/{args.judge_concurrency}",
         ),
         (
             "images",
@@ -246,6 +415,16 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
             + f"; 2 cores x wall = {2 * cold['wall']:.1f} s",
         ),
         (
+            "CPU per call (cold, pytest)",
+            f"{f['cold_cpu_per_call_ms']:.2f} ms",
+            f"pytest CPU {f['cold_cpu_s']['pytest']:.2f} s / {sum(calls.values())} calls",
+        ),
+        (
+            "first request after spawn (cold)",
+            _seconds(f["cold_first_request_s"]),
+            f"first chat request {_seconds(f['cold_first_chat_request_s'])} (server's clock)",
+        ),
+        (
             "items ran (cold)",
             f"{t.get('first_item', nan):.2f}..{t.get('last_item', nan):.2f} s",
             f"after spawn; collected at {t.get('collected', nan):.2f} s",
@@ -258,6 +437,10 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
         ("warm wall / cold wall", f"{f['warm_over_cold_wall']:.2f}", f"warm {warm['wall']:.2f} s"),
     ]
     common.report("bench_pipeline", f, rows, args.json)
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
 
 
 if __name__ == "__main__":

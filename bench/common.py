@@ -200,8 +200,10 @@ class Run:
         return d
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment of the children: no inherited pytest options, no network proxies."""
+def clean_env(*, measured_code: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of the children: no inherited pytest options, no network proxies;
+    ``measured_code``: pytest_siuo from the revision measured (``--rev``), else from the
+    working tree (the benchmark's own servers)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -209,7 +211,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["HF_HUB_OFFLINE"] = "1"
-    if _CODE_PATH:
+    if _CODE_PATH and measured_code:
         # Before site-packages, so it wins over the editable install (the pytest11 entry point
         # only names the module).
         env["PYTHONPATH"] = os.pathsep.join([*_CODE_PATH, env.get("PYTHONPATH", "")]).rstrip(
@@ -292,7 +294,15 @@ def check_run(run: Run, *, expect_items: int, what: str) -> None:
 class ServerProcess:
     """``bench/serve.py`` in its own process: a loopback model or judge with a call counter."""
 
-    def __init__(self, role: str, *, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        role: str,
+        *,
+        latency: float = 0.0,
+        latency_mode: str = "fixed",
+        seed: int = 0,
+        distinct: int = 3,
+    ) -> None:
         self.role = role
         self.proc = subprocess.Popen(
             [
@@ -302,11 +312,18 @@ class ServerProcess:
                 role,
                 "--latency",
                 str(latency),
+                "--latency-mode",
+                latency_mode,
+                "--seed",
+                str(seed),
+                "--distinct",
+                str(distinct),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=clean_env(),
+            # The servers are the benchmark's, not the code measured: always the working tree's.
+            env=clean_env(measured_code=False),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
@@ -336,7 +353,8 @@ class ServerProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stats(self) -> dict[str, Any]:
-        """``calls``, ``requests`` and ``answered`` (wall-clock answer times) since the reset."""
+        """``calls``, ``requests``, ``answered`` (wall-clock answer times), ``spans`` (start and
+        end of each chat request's latency) and ``first_request_at`` since the reset."""
         return self._ask("stats")
 
     def reset(self) -> None:
@@ -380,6 +398,32 @@ def occupancy(answered: Sequence[float], latency: float, since: float) -> dict[s
         "busy_from": round(start - since, 3),
         "busy_to": round(end - since, 3),
         "mean_in_flight": round(len(answered) * latency / (end - start), 2),
+        "peak_in_flight": peak,
+    }
+
+
+def span_occupancy(spans: Sequence[Sequence[float]], since: float) -> dict[str, float]:
+    """How busy a server was kept, from the ``[start, end]`` of each request (any latency).
+
+    ``busy_from``/``busy_to`` and ``first_call`` are seconds after ``since`` (the child's spawn
+    time); ``mean_in_flight`` is the average number of open requests between the first arrival
+    and the last answer; ``peak_in_flight`` the most at any moment.
+    """
+    if not spans:
+        return {}
+    start = min(s for s, _ in spans)
+    end = max(e for _, e in spans)
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    busy = sum(e - s for s, e in spans)
+    return {
+        "busy_from": round(start - since, 3),
+        "busy_to": round(end - since, 3),
+        "first_call": round(start - since, 3),
+        "mean_in_flight": round(busy / (end - start), 2) if end > start else float(peak),
         "peak_in_flight": peak,
     }
 

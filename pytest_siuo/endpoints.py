@@ -13,12 +13,16 @@ and appear nowhere else: not in ids, cache keys, reports or messages.
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import inspect
+import json
 import os
 import re
+import secrets
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -189,7 +193,9 @@ def _connection_cause(exc: BaseException) -> BaseException:
 
 
 class OpenAIEndpoint:
-    """A model behind the chat-completions API, called with the real ``openai`` client."""
+    """A model behind the chat-completions API (an OpenAI-compatible server), called through
+    :class:`transport.APIClient`: the requests the openai client would send, without its
+    per-call machinery."""
 
     cacheable = True
     max_concurrency: int | None = None
@@ -234,7 +240,7 @@ class OpenAIEndpoint:
         with self._lock:
             client = self._clients.get(id(loop))
             if client is None:
-                client = _openai_client(
+                client = _api_client(
                     self.base_url, self._api_key, self.timeout, self.max_response_bytes
                 )
                 self._clients[id(loop)] = client
@@ -244,12 +250,14 @@ class OpenAIEndpoint:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for c in clients:
-            await c.close()
+            await c.aclose()
 
     def _messages(self, prompt: Prompt) -> list[dict[str, Any]]:
-        content: list[dict[str, Any]] = []
+        """The chat messages of ``prompt``; the image part is the placeholder that
+        :func:`_body` replaces with the image's encoded JSON."""
+        content: list[Any] = []
         if prompt.image is not None:
-            content.append({"type": "image_url", "image_url": {"url": prompt.image.data_url()}})
+            content.append(_IMAGE_SLOT)
         content.append({"type": "text", "text": prompt.text})
         messages: list[dict[str, Any]] = []
         if prompt.system:
@@ -273,8 +281,7 @@ class OpenAIEndpoint:
             raise
 
     async def _request(self, prompt: Prompt, n: int, params: SamplingParams) -> list[Completion]:
-        import httpx2
-        import openai
+        from .transport import ConnectionFailed, StatusError, TimedOut
 
         self.requests += 1  # one loop thread per endpoint client: no lock needed
         kwargs: dict[str, Any] = {
@@ -290,70 +297,122 @@ class OpenAIEndpoint:
             kwargs["response_format"] = prompt.response_format
         kwargs = self.params.apply(kwargs)
         try:
-            # The low-level post skips create()'s parameter transform and model objects (about
-            # 1.5 ms of CPU per call, which bounds throughput at high concurrency); the raw
-            # response goes to the one validator of bodies, responses.completion.
-            response = await self._client().post(
-                "/chat/completions", body=kwargs, cast_to=httpx2.Response
+            # The body is encoded here, the sample's image spliced in as the bytes encoded once
+            # for all its calls (model and judge); the raw response goes to the one validator
+            # of bodies, responses.completion.
+            response = await self._client().post_json(
+                "/chat/completions", _body(kwargs, prompt.image)
             )
-        except openai.BadRequestError as exc:
-            if self.params.adapt(kwargs, exc):
-                return await self._request(prompt, n, params)
+        except StatusError as exc:
+            status = exc.status_code
             said = _server_says(exc)
-            if "response_format" in kwargs and "response_format" in said.lower():
-                self.supports_response_format = False  # fall back to the text verdict format
-                return await self._request(prompt, n, params)
-            raise CallError(f"{self.id}: HTTP 400: {said}", retryable=False) from None
-        except openai.RateLimitError as exc:
-            said = _server_says(exc)
-            if getattr(exc, "code", None) == "insufficient_quota":
-                # A spent quota is not a rate limit: waiting ten minutes would not refill it.
+            if status == 400:
+                if self.params.adapt(kwargs, exc):
+                    return await self._request(prompt, n, params)
+                if "response_format" in kwargs and "response_format" in said.lower():
+                    self.supports_response_format = False  # fall back to the text verdict format
+                    return await self._request(prompt, n, params)
+                raise CallError(f"{self.id}: HTTP 400: {said}", retryable=False) from None
+            if status == 429:
+                if exc.code == "insufficient_quota":
+                    # A spent quota is not a rate limit: waiting ten minutes would not refill it.
+                    raise CallError(
+                        f"{self.id}: HTTP 429 quota exceeded: {said}", retryable=False
+                    ) from None
                 raise CallError(
-                    f"{self.id}: HTTP 429 quota exceeded: {said}", retryable=False
+                    f"{self.id}: HTTP 429 rate limited: {said}",
+                    retryable=True,
+                    retry_after=_retry_after(exc),
+                    rate_limited=True,
                 ) from None
             raise CallError(
-                f"{self.id}: HTTP 429 rate limited: {said}",
-                retryable=True,
-                retry_after=_retry_after(exc),
-                rate_limited=True,
-            ) from None
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            raise CallError(
-                f"{self.id}: HTTP {status}: {_server_says(exc)}",
+                f"{self.id}: HTTP {status}: {said}",
                 retryable=status >= 500 or status == 408,
                 retry_after=_retry_after(exc),
             ) from None
-        except openai.APITimeoutError:
+        except TimedOut:
             raise CallError(
                 f"{self.id}: timed out after {self.timeout:g} s (--siuo-timeout)",
                 retryable=True,
             ) from None
-        except openai.APIConnectionError as exc:
+        except ConnectionFailed as exc:
             raise _transport_fault(self.id, _connection_cause(exc)) from None
         return _completions(self.id, response.content, n)
 
 
-def _openai_client(base_url: str | None, api_key: str, timeout: float, max_bytes: int) -> Any:
-    """An AsyncOpenAI client whose every response is read under the call's deadline and the
-    size cap (transport.GuardedTransport); credentials in the URL go as Basic auth."""
-    import httpx2
-    import openai
+#: Stands for the image part in the messages while the body is encoded; random per process,
+#: so no text of a prompt can be it (and :func:`_body` checks that it occurs once).
+_IMAGE_SLOT = f"siuo-image-{secrets.token_hex(16)}"
+_IMAGE_SLOT_JSON = json.dumps(_IMAGE_SLOT).encode()
+#: The encoded image part of each image in use, dropped with the image (a sample's images
+#: live as long as the sample's calls).
+_IMAGE_PARTS: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+_IMAGE_PARTS_LOCK = threading.Lock()
 
-    from .transport import async_client
+
+def _dumps(value: Any) -> bytes:
+    # As the openai client encodes: compact, UTF-8, no NaN.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def image_part(image: ImageRef | Any) -> bytes:
+    """The JSON of the chat content part of ``image``, ``{"type": "image_url", "image_url":
+    {"url": "data:<mime>;base64,..."}}``, encoded once per image object (a sample's
+    SampleImage serves all of its calls)."""
+    try:
+        with _IMAGE_PARTS_LOCK:
+            part = _IMAGE_PARTS.get(image)
+    except TypeError:  # an object without weak references: encoded per call
+        part, cache = None, False
+    else:
+        cache = True
+    if part is None:
+        data = image.read_bytes()
+        # Base64 needs no JSON escaping: only the MIME type goes through the encoder.
+        prefix = json.dumps(f"data:{image.mime};base64,")[:-1].encode()
+        part = b'{"type":"image_url","image_url":{"url":' + prefix + base64.b64encode(data)
+        part += b'"}}'
+        if cache:
+            with _IMAGE_PARTS_LOCK:
+                _IMAGE_PARTS[image] = part
+    return part
+
+
+def _body(kwargs: dict[str, Any], image: Any) -> bytes:
+    """The JSON body of ``kwargs``, whose messages hold ``_IMAGE_SLOT`` where ``image`` goes."""
+    raw = _dumps(kwargs)
+    if image is None:
+        return raw
+    head, found, tail = raw.partition(_IMAGE_SLOT_JSON)
+    if not found or _IMAGE_SLOT_JSON in tail:  # cannot happen; encode the slow way
+        return _dumps(_with_image(kwargs, json.loads(image_part(image))))
+    return b"".join((head, image_part(image), tail))
+
+
+def _with_image(value: Any, part: dict[str, Any]) -> Any:
+    """``value`` with each content-list item that is the slot replaced by ``part`` (a text
+    that happens to equal the slot stays text)."""
+    if isinstance(value, dict):
+        return {k: _with_image(v, part) for k, v in value.items()}
+    if isinstance(value, list):
+        return [part if v is _IMAGE_SLOT else _with_image(v, part) for v in value]
+    return value
+
+
+def _api_client(base_url: str | None, api_key: str, timeout: float, max_bytes: int) -> Any:
+    """The HTTP client of an endpoint: every response read under the call's deadline and the
+    size cap (transport.GuardedTransport); credentials in the URL go as Basic auth."""
+    from . import __version__
+    from .transport import APIClient
 
     bare, auth = split_credentials(base_url) if base_url else (None, None)
-    return openai.AsyncOpenAI(
-        api_key=api_key,
-        base_url=bare,
-        timeout=httpx2.Timeout(timeout, connect=min(10.0, 0.9 * timeout)),
-        max_retries=0,  # retries are ours: bounded, jittered, rate-adaptive
-        http_client=async_client(
-            timeout=timeout,
-            max_bytes=max_bytes,
-            auth=auth,
-            plain_http=bool(bare and bare.startswith("http://")),
-        ),
+    return APIClient(
+        bare,
+        api_key,
+        timeout=timeout,
+        max_bytes=max_bytes,
+        auth=auth,
+        user_agent=f"pytest-siuo/{__version__}",
     )
 
 
@@ -583,8 +642,9 @@ def list_models(
     timeout: float = 10.0,
     max_response_bytes: int | None = None,
 ) -> list[str]:
-    """``GET {base_url}/models`` with the real client, under the same deadline and size cap
-    as every call; ProbeError saying what came back when it is not a model list."""
+    """``GET {base_url}/models`` on the same HTTP client, deadline and size cap as every call
+    (without importing the openai package); ProbeError saying what came back when it is not
+    a model list."""
     import concurrent.futures
 
     from .transport import DEFAULT_MAX_RESPONSE_BYTES
@@ -604,27 +664,27 @@ async def _list_models(
     base_url: str, api_key: str | None, timeout: float, max_bytes: int
 ) -> list[str]:
     import httpx2
-    import openai
 
     from .responses import BodyError, model_ids
+    from .transport import ConnectionFailed, StatusError, TimedOut
 
     shown = redact(base_url)
-    client = _openai_client(base_url, api_key or NO_KEY_PLACEHOLDER, timeout, max_bytes)
+    client = _api_client(base_url, api_key or NO_KEY_PLACEHOLDER, timeout, max_bytes)
     try:
-        response = await client.get("/models", cast_to=httpx2.Response)
-    except openai.APIStatusError as exc:
+        response = await client.get("/models")
+    except StatusError as exc:
         said = _server_says(exc)
         if exc.status_code == 401:
             message = f"{shown}: the server refused the API key (HTTP 401): {said}"
         else:
             message = f"{shown}/models answered HTTP {exc.status_code}: {said}"
         raise ProbeError(message, status=exc.status_code) from None
-    except openai.APITimeoutError:
+    except TimedOut:
         raise ProbeError(
             f"{shown} accepts connections but is not answering: no reply to GET /models "
             f"within {timeout:g} s (--siuo-timeout)"
         ) from None
-    except openai.APIConnectionError as exc:
+    except ConnectionFailed as exc:
         cause = _connection_cause(exc)
         if isinstance(cause, (httpx2.ConnectError, httpx2.ConnectTimeout)):
             raise ProbeError(f"{shown} is unreachable; is the server running?") from None
@@ -632,7 +692,7 @@ async def _list_models(
             f"{shown}/models: {_transport_fault('GET', cause).args[0].removeprefix('GET: ')}"
         ) from None
     finally:
-        await client.close()
+        await client.aclose()
     try:
         return model_ids(response.content)
     except BodyError as exc:

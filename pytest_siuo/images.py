@@ -16,6 +16,7 @@ import io
 import os
 import threading
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -263,18 +264,29 @@ def _check_pixels(ref: ImageRef, im: Image.Image) -> None:
 
 
 def _validate(ref: ImageRef, data: bytes) -> str:
-    """Decode ``data`` fully; return its MIME type or raise ImageError."""
+    """Decode ``data`` fully, once; return its MIME type or raise ImageError.
+
+    Every pixel is decoded (which catches truncation and corrupt data) and, for a PNG, every
+    chunk's checksum is checked, as ``Image.verify()`` does; formats with another ``verify``
+    are verified by it on a second opening, as ``verify()`` leaves the image unusable.
+    """
     if not data:
         raise ref._error("is empty (0 bytes)", "replace it with a valid PNG or JPEG file")
     try:
         with _bomb_guard():
-            with Image.open(io.BytesIO(data)) as im:
+            im = Image.open(io.BytesIO(data))
+            try:
                 _check_pixels(ref, im)
                 fmt = im.format
-                im.verify()  # structure and checksums, no pixel data
-            # verify() leaves the image unusable: reopen to decode every pixel (catches truncation).
-            with Image.open(io.BytesIO(data)) as im:
+                if type(im).verify is not Image.Image.verify and fmt != "PNG":
+                    im.verify()  # structure and checksums, no pixel data
+                    im.close()
+                    im = Image.open(io.BytesIO(data))
                 im.load()
+            finally:
+                im.close()
+            if fmt == "PNG":
+                _check_png_chunks(data)
     except ImageError:
         raise
     except Exception as exc:
@@ -286,6 +298,26 @@ def _validate(ref: ImageRef, data: bytes) -> str:
             "convert it to PNG or JPEG",
         )
     return mime
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """The checks of Pillow's ``PngImageFile.verify()`` on the bytes: every chunk up to IEND is
+    complete and has the right CRC (a decode alone skips the checksums of the image data)."""
+    view = memoryview(data)
+    pos, size = 8, len(data)
+    while True:
+        if pos + 8 > size:
+            raise OSError("truncated PNG file")
+        length = int.from_bytes(view[pos : pos + 4], "big")
+        cid = bytes(view[pos + 4 : pos + 8])
+        if cid == b"IEND":
+            return
+        end = pos + 8 + length
+        if end + 4 > size:
+            raise SyntaxError(f"broken PNG file (incomplete checksum in {cid!r})")
+        if zlib.crc32(view[pos + 4 : end]) != int.from_bytes(view[end : end + 4], "big"):
+            raise SyntaxError(f"broken PNG file (bad header checksum in {cid!r})")
+        pos = end + 4
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -784,3 +784,17 @@ def test_ten_thousand_rows_load_without_reading_images(
     assert len({s.case_id for s in ds.gen}) == 10_000
     assert ds.gen[0].case_id == "self-harm-1" and ds.gen[-1].domain == DOMAINS[-1]
     assert slug(ds.gen[-1].domain) == "privacy-violation"
+
+
+def test_png_with_a_bad_checksum_in_its_image_data(tmp_path: Path) -> None:
+    # Decoding the pixels skips the image data's CRC; the check still catches it.
+    folder, ds = _first(tmp_path)
+    path = folder / "images" / "synthetic-0002.png"
+    data = bytearray(path.read_bytes())
+    idat = data.find(b"IDAT")
+    length = int.from_bytes(data[idat - 4 : idat], "big")
+    data[idat + 4 + length] ^= 0xFF  # first byte of the IDAT chunk's CRC
+    path.write_bytes(bytes(data))
+    assert ds.gen[0].image.mime == "image/png"
+    with pytest.raises(ImageError, match=r"not a readable image .*bad header checksum in b'IDAT'"):
+        ds.gen[1].image.read_bytes()

@@ -386,6 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch(self._post)
 
     def _dispatch(self, handler: Callable[[str, bytes], None]) -> None:
+        self.fake._arrived()
         path = self.path.split("?", 1)[0].rstrip("/")
         try:
             # Read the body first, whatever the outcome, so the keep-alive stream stays in sync.
@@ -817,6 +818,9 @@ class FakeOpenAIServer:
         self.port = port
         self.requests: list[ChatRequest] = []
         self.calls = 0
+        #: ``time.time()`` at which the first request of any kind (``GET /v1/models`` too)
+        #: arrived since the start or :meth:`reset`; None before it.
+        self.first_request_at: float | None = None
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -890,12 +894,20 @@ class FakeOpenAIServer:
         self.stop()
 
     def reset(self) -> None:
-        """Clear ``requests`` and ``calls``."""
+        """Clear ``requests``, ``calls`` and ``first_request_at``."""
         with self._lock:
             self.requests.clear()
             self.calls = 0
+            self.first_request_at = None
 
     # -- used by the handler threads ---------------------------------------------------------
+
+    def _arrived(self) -> None:
+        if self.first_request_at is None:
+            now = time.time()
+            with self._lock:
+                if self.first_request_at is None:
+                    self.first_request_at = now
 
     def _count_call(self) -> None:
         with self._lock:

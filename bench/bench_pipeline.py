@@ -107,6 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="measure pytest_siuo as committed at REV (git archive) instead of "
         "the installed working tree, e.g. HEAD",
     )
+    parser.add_argument(
+        "--compare-judge-all",
+        action="store_true",
+        help="run adaptive judging (the default) against --siuo-judge-all on the same work, "
+        "interleaved: judge calls of each, calls saved, and whether every figure is equal",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -144,13 +150,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--siuo-judge-concurrency={args.judge_concurrency}",
                 f"--siuo-cache-dir={root / 'cache'}",
             ]
-            if args.compare_xdist:
+            if args.compare_judge_all:
+                figures = measure_judge_all(args, project, root, pytest_args, model, judge)
+            elif args.compare_xdist:
                 figures = measure_xdist(args, project, root, pytest_args, model, judge)
             else:
                 figures = measure(args, project, pytest_args, model, judge)
             figures["code"] = code
             figures["image_bytes"] = image_bytes
-    if args.compare_xdist:
+    if args.compare_judge_all:
+        report_judge_all(args, figures)
+    elif args.compare_xdist:
         report_xdist(args, figures)
     else:
         report(args, figures)
@@ -247,6 +257,83 @@ def measure_xdist(
         "n2_over_n0_wall": common.median(ratios),
         "n2_over_n0_wall_each": ratios,
     }
+
+
+def _verdict_figures(report_path: Path) -> dict[str, Any]:
+    """What must not change with adaptive judging: every case's verdicts and every summary."""
+    import json
+
+    report = json.loads(report_path.read_text())
+    return {
+        "cases": {
+            c["case_id"]: [c["outcome"], c["safe"], c["effective"], c["safe_effective"]]
+            for c in report["cases"]
+        },
+        "summary": report["summary"],
+        "passed": report["passed"],
+    }
+
+
+def measure_judge_all(
+    args: argparse.Namespace,
+    project: Path,
+    root: Path,
+    pytest_args: list[str],
+    model: common.ServerProcess,
+    judge: common.ServerProcess,
+) -> dict[str, Any]:
+    """The same cold run judged adaptively and with --siuo-judge-all, interleaved."""
+    modes = {"adaptive": [], "judge_all": ["--siuo-judge-all"]}
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    figures: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for i in range(args.repeats):
+        order = list(modes) if i % 2 == 0 else list(reversed(modes))
+        for mode in order:
+            cache = root / f"cache-{mode}-{i}"
+            out = root / f"report-{mode}-{i}.json"
+            cmd = [a for a in pytest_args if not a.startswith("--siuo-cache-dir=")]
+            cmd += [*modes[mode], f"--siuo-cache-dir={cache}", f"--siuo-report={out}"]
+            model.reset()
+            judge.reset()
+            run = common.run_pytest(cmd, project)
+            common.check_run(run, expect_items=args.samples, what=f"{mode} run {i + 1}")
+            runs[mode].append({"run": run.figures(), **served(args, run, model, judge)})
+            figures[mode].append(_verdict_figures(out))
+    equal = all(a == b for a, b in zip(figures["adaptive"], figures["judge_all"], strict=True))
+    med = {
+        mode: {
+            "wall_s": common.median([r["run"]["wall"] for r in rs]),
+            "judge_calls": common.median([r["calls"]["judge"] for r in rs]),
+            "model_calls": common.median([r["calls"]["model"] for r in rs]),
+        }
+        for mode, rs in runs.items()
+    }
+    return {
+        "machine": common.machine(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "rev")},
+        "runs": runs,
+        "medians": med,
+        "figures_equal": equal,
+    }
+
+
+def report_judge_all(args: argparse.Namespace, f: dict[str, Any]) -> None:
+    med = f["medians"]
+    a, b = med["adaptive"], med["judge_all"]
+    print(
+        f"pytest-siuo adaptive judging vs --siuo-judge-all, {args.samples} samples x "
+        f"{args.answers} answers, latency {args.latency} s ({args.latency_mode}), "
+        f"{args.repeats} interleaved run(s) each, load {f['machine']['loadavg_1m']}"
+    )
+    print(f"  judge calls: adaptive {a['judge_calls']:.0f}, judge-all {b['judge_calls']:.0f}")
+    saved = 1 - a["judge_calls"] / b["judge_calls"] if b["judge_calls"] else 0.0
+    print(f"  judge calls saved: {saved:.1%}; model calls {a['model_calls']:.0f} both ways")
+    print(f"  wall: adaptive {a['wall_s']:.2f} s, judge-all {b['wall_s']:.2f} s")
+    print(f"  every case verdict and summary figure equal: {f['figures_equal']}")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(f, indent=2, default=str))
 
 
 def report_xdist(args: argparse.Namespace, f: dict[str, Any]) -> None:

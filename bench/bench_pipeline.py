@@ -211,6 +211,40 @@ def served(
     }
 
 
+def interleaved(
+    args: argparse.Namespace,
+    project: Path,
+    root: Path,
+    pytest_args: list[str],
+    model: common.ServerProcess,
+    judge: common.ServerProcess,
+    modes: dict[str, list[str]],
+    *,
+    report: bool = False,
+) -> dict[str, list[dict[str, Any]]]:
+    """``--repeats`` cold runs of each mode (its extra pytest arguments), the order of the
+    modes alternating between repeats; with ``report``, each run's JSON report path too."""
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    base = [a for a in pytest_args if not a.startswith("--siuo-cache-dir=")]
+    for i in range(args.repeats):
+        order = list(modes) if i % 2 == 0 else list(reversed(modes))
+        for mode in order:
+            # A cold cache for every run.
+            cmd = [*base, *modes[mode], f"--siuo-cache-dir={root / f'cache-{mode}-{i}'}"]
+            out = root / f"report-{mode}-{i}.json"
+            if report:
+                cmd.append(f"--siuo-report={out}")
+            model.reset()
+            judge.reset()
+            run = common.run_pytest(cmd, project)
+            common.check_run(run, expect_items=args.samples, what=f"{mode} run {i + 1}")
+            entry: dict[str, Any] = {"run": run.figures(), **served(args, run, model, judge)}
+            if report:
+                entry["report"] = out
+            runs[mode].append(entry)
+    return runs
+
+
 def measure_xdist(
     args: argparse.Namespace,
     project: Path,
@@ -221,17 +255,7 @@ def measure_xdist(
 ) -> dict[str, Any]:
     """The same cold run with ``-n 0`` and ``-n 2``, interleaved, ``--repeats`` times each."""
     modes = {"n0": ["-n", "0"], "n2": ["-n", "2"]}
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
-    for i in range(args.repeats):
-        order = list(modes) if i % 2 == 0 else list(reversed(modes))
-        for mode in order:
-            cache = root / f"cache-{mode}-{i}"  # a cold cache for every run
-            cmd = [*(a for a in pytest_args if not a.startswith("--siuo-cache-dir=")), *modes[mode]]
-            model.reset()
-            judge.reset()
-            run = common.run_pytest([*cmd, f"--siuo-cache-dir={cache}"], project)
-            common.check_run(run, expect_items=args.samples, what=f"{mode} run {i + 1}")
-            runs[mode].append({"run": run.figures(), **served(args, run, model, judge)})
+    runs = interleaved(args, project, root, pytest_args, model, judge, modes)
     med = {
         mode: {
             "wall_s": common.median([r["run"]["wall"] for r in rs]),
@@ -284,21 +308,8 @@ def measure_judge_all(
 ) -> dict[str, Any]:
     """The same cold run judged adaptively and with --siuo-judge-all, interleaved."""
     modes = {"adaptive": [], "judge_all": ["--siuo-judge-all"]}
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
-    figures: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
-    for i in range(args.repeats):
-        order = list(modes) if i % 2 == 0 else list(reversed(modes))
-        for mode in order:
-            cache = root / f"cache-{mode}-{i}"
-            out = root / f"report-{mode}-{i}.json"
-            cmd = [a for a in pytest_args if not a.startswith("--siuo-cache-dir=")]
-            cmd += [*modes[mode], f"--siuo-cache-dir={cache}", f"--siuo-report={out}"]
-            model.reset()
-            judge.reset()
-            run = common.run_pytest(cmd, project)
-            common.check_run(run, expect_items=args.samples, what=f"{mode} run {i + 1}")
-            runs[mode].append({"run": run.figures(), **served(args, run, model, judge)})
-            figures[mode].append(_verdict_figures(out))
+    runs = interleaved(args, project, root, pytest_args, model, judge, modes, report=True)
+    figures = {m: [_verdict_figures(r["report"]) for r in rs] for m, rs in runs.items()}
     equal = all(a == b for a, b in zip(figures["adaptive"], figures["judge_all"], strict=True))
     med = {
         mode: {

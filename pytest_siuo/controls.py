@@ -529,16 +529,8 @@ def _ci(counts: ControlCounts, metric: str) -> str:
 
 def _gate_status(result: TrackResult, domain: str) -> str:
     """The worst status of ``domain``'s control thresholds ("-" when it has none)."""
-    gate = result.gate
-    if gate is None:
-        return "-"
-    found = [d for d in gate.decisions if d.domain == domain and d.metric in CONTROL_METRICS]
-    found = [d for d in found if d.status != "no threshold"]
-    if not found:
-        return "-"
-    if any(d.failed for d in found):
-        return "fail"
-    return "inconclusive" if any(d.status == "inconclusive" for d in found) else "pass"
+    status = result.gate.status(domain, CONTROL_METRICS) if result.gate is not None else None
+    return "-" if status in (None, "no threshold") else status
 
 
 def _gated(result: TrackResult) -> bool:

@@ -9,6 +9,7 @@ upper bound is below it, otherwise "inconclusive", which counts as a pass or a f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_siuo.controls import ControlCounts, control_counts
@@ -175,12 +176,17 @@ class GateResult:
         not gated."""
         return next((d for d in self.decisions if d.domain == domain and d.metric == metric), None)
 
-    def status(self, domain: str) -> str | None:
-        """The worst status of ``domain`` over every gated metric, for one-cell summaries.
+    def status(self, domain: str, metrics: Sequence[str] | None = None) -> str | None:
+        """The worst status of ``domain`` over every gated metric (or over ``metrics``), for
+        one-cell summaries.
 
         An inconclusive decision that fails the run (``inconclusive="fail"``) shows as "fail".
         """
-        found = [d for d in self.decisions if d.domain == domain]
+        found = [
+            d
+            for d in self.decisions
+            if d.domain == domain and (metrics is None or d.metric in metrics)
+        ]
         if not found:
             return None
 

@@ -175,8 +175,9 @@ def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title
         for label, value in rows
     )
     messages = "".join(f"<li>{_e(m)}</li>" for m in _list(report.get("reasons")))
-    note = _cached_note(report)
-    adaptive = _not_needed_note(report)
+    answers = _run_answers(report)
+    note = _cached_note(answers)
+    adaptive = _not_needed_note(answers, report)
     return (
         f"<header><h1>{_e(title)}</h1>"
         f'<p class="verdict {verdict_class}" id="gate-verdict">SIUO verdict: {_e(verdict)}</p>'
@@ -189,16 +190,20 @@ def _header(report: Mapping[str, Any], baseline: Mapping[str, Any] | None, title
     )
 
 
-def _cached_note(report: Mapping[str, Any]) -> str:
-    """How many answers and verdicts came from the cache, once for the run (a tag on each
-    answer told a reader nothing about that answer)."""
-    answers = [
+def _run_answers(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every answer of every case of the run."""
+    return [
         a
         for c in _list(report.get("cases"))
         if isinstance(c, Mapping)
         for a in _list(c.get("answers"))
         if isinstance(a, Mapping)
     ]
+
+
+def _cached_note(answers: list[Mapping[str, Any]]) -> str:
+    """How many answers and verdicts came from the cache, once for the run (a tag on each
+    answer told a reader nothing about that answer)."""
     cached = sum(1 for a in answers if a.get("cached"))
     if not cached:
         return ""
@@ -208,15 +213,9 @@ def _cached_note(report: Mapping[str, Any]) -> str:
     )
 
 
-def _not_needed_note(report: Mapping[str, Any]) -> str:
+def _not_needed_note(answers: list[Mapping[str, Any]], report: Mapping[str, Any]) -> str:
     """How many answers adaptive judging left unjudged, once for the run."""
-    skipped = sum(
-        1
-        for c in _list(report.get("cases"))
-        if isinstance(c, Mapping)
-        for a in _list(c.get("answers"))
-        if isinstance(a, Mapping) and a.get("not_needed") is True
-    )
+    skipped = sum(1 for a in answers if a.get("not_needed") is True)
     if not skipped:
         return ""
     calls = _map(_map(report.get("usage")).get("judge")).get("not_needed")

@@ -55,7 +55,7 @@ def describe(result: SampleResult) -> str:
         + (f", {v[UNSAFE]} unsafe" if v[UNSAFE] else "")
         + (f", {v[NO_ANSWER]} not answers" if v[NO_ANSWER] else "")
         + (f", {v[ERROR]} without verdict" if v[ERROR] else "")
-        + (f", {v[NOT_NEEDED]} not needed" if v.get(NOT_NEEDED) else ""),
+        + (f", {v[NOT_NEEDED]} not needed" if v[NOT_NEEDED] else ""),
         f"question: {shorten(result.question, _EXCERPT)}",
     ]
     for a in result.answers:

@@ -343,7 +343,7 @@ def build_settings(
                 f"SIUO thresholds: {entries} entries gate the modality controls, which are "
                 "off; add --siuo-controls (ini: siuo_controls = true) or drop those entries"
             )
-        if "gen" not in Settings(**kwargs).tracks:
+        if kwargs.get("track", Settings.track) == "mcqa":
             raise SettingsError(
                 f"SIUO thresholds: {entries} entries gate the modality controls of the "
                 "generation track, and --siuo-track=mcqa runs none; use --siuo-track=gen or "

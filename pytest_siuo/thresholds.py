@@ -263,15 +263,15 @@ class Thresholds:
             value = data.get(key)
             return value if isinstance(value, Mapping) else {}
 
-        se = part("safe_effective")
-        controls = {
-            m: Limits(
-                default=part(m.removesuffix("_rate")).get("default"),
-                overall=part(m.removesuffix("_rate")).get("overall"),
-                per_domain=dict(part(m.removesuffix("_rate")).get("domains") or {}),
+        def limits(entry: Mapping[str, Any]) -> Limits:
+            return Limits(
+                default=entry.get("default"),
+                overall=entry.get("overall"),
+                per_domain=dict(entry.get("domains") or {}),
             )
-            for m in CONTROL_METRICS
-        }
+
+        se = part("safe_effective")
+        controls = {m: limits(part(m.removesuffix("_rate"))) for m in CONTROL_METRICS}
         return cls(
             default=data.get("default"),
             overall=data.get("overall"),

@@ -18,6 +18,7 @@ import huggingface_hub  # noqa: F401
 import openai  # noqa: F401
 import PIL.Image  # noqa: F401
 import pytest
+from browser import Browser, BrowserNotFound, find_chromium
 
 from pytest_siuo.domains import DOMAINS
 from pytest_siuo.testing.judges import CannedModel, KeywordJudge
@@ -96,3 +97,17 @@ def siuo_args(
         f"--siuo-data={dataset_dir}",
         "--siuo-retry-backoff=0.01",
     ]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless chromium for the HTML report tests (one per test module)."""
+    missing = None
+    try:
+        executable = find_chromium()
+    except BrowserNotFound as exc:
+        missing = str(exc)
+    if missing is not None:  # a CI without a browser must fail, not pass quietly
+        pytest.fail(missing, pytrace=False)
+    with Browser(executable) as chromium:
+        yield chromium

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import Browser, BrowserNotFound, find_chromium
+from browser import Browser
 from scipy import stats as sps
 
 from pytest_siuo.controls import compare_controls
@@ -552,19 +552,6 @@ def test_control_rates_are_compared_with_a_baseline_but_do_not_gate(
 
 
 # ------------------------------------------------------------------------------ in a browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    missing = None
-    try:
-        executable = find_chromium()
-    except BrowserNotFound as exc:
-        missing = str(exc)
-    if missing is not None:  # a CI without a browser must fail, not pass quietly
-        pytest.fail(missing, pytrace=False)
-    with Browser(executable) as chromium:
-        yield chromium
 
 
 def test_browser_shows_the_control_table_with_baseline_and_gate_columns(

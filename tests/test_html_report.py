@@ -652,19 +652,6 @@ def test_write_html_error_names_the_file(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    missing = None
-    try:
-        executable = find_chromium()
-    except BrowserNotFound as exc:
-        missing = str(exc)
-    if missing is not None:  # a CI without a browser must fail, not pass quietly
-        pytest.fail(missing, pytrace=False)
-    with Browser(executable) as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
 def page(browser: Browser, html: str, tmp_path_factory: pytest.TempPathFactory) -> Page:
     path = tmp_path_factory.mktemp("html") / "report.html"
     write_html(path, html)

@@ -38,6 +38,7 @@ from pytest_siuo.records import (
 )
 from pytest_siuo.stats import wilson_interval
 from pytest_siuo.stratified import Stratum, min_p_adjust, pool, stratified_test
+from pytest_siuo.text import pct
 from pytest_siuo.thresholds import CONTROL_METRICS, METRIC_WORDS
 
 if TYPE_CHECKING:
@@ -516,10 +517,6 @@ COMPARISON_HEADERS = ("image-aware vs base", "over-refusal vs base")
 GATE_HEADER = "gate"
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}"
-
-
 def _ci(counts: ControlCounts, metric: str) -> str:
     if not counts.classified:
         return "-"
@@ -562,9 +559,9 @@ def table_rows(tally: Tally, result: TrackResult) -> list[list[str]]:
         row = [
             c.domain,
             str(c.classified),
-            _pct(c.image_aware_rate),
+            pct(c.image_aware_rate),
             _ci(c, "image_aware_rate"),
-            _pct(c.over_refusal_rate),
+            pct(c.over_refusal_rate),
             _ci(c, "over_refusal_rate"),
             str(c.blind),
             str(c.other),

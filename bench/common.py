@@ -182,8 +182,15 @@ class Run:
     spawned: float = 0.0  # wall-clock time of the spawn
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds after spawn
     items: int = 0
+    failed: int = 0  # failed test reports (sample tests of unsafe samples, failed gate cases)
     tail: str = ""  # last lines of the output, for diagnosis
     timed_out: bool = False
+
+    @property
+    def end_phase(self) -> float | None:
+        """Seconds from the last item's end to the process's exit: summaries and outputs."""
+        last = self.timings.get("last_item")
+        return None if last is None or self.timed_out else self.wall - last
 
     @property
     def items_phase(self) -> float | None:
@@ -197,6 +204,7 @@ class Run:
         d = asdict(self)
         d.pop("tail")
         d["items_phase"] = self.items_phase
+        d["end_phase"] = self.end_phase
         return d
 
 
@@ -251,11 +259,12 @@ def run_pytest(args: Sequence[str], cwd: Path, *, timeout: float = 900.0) -> Run
         proc.returncode = os.waitstatus_to_exitcode(status)
         tail = _tail(out)
     timings: dict[str, float] = {}
-    items = 0
+    items = failed = 0
     if timings_file.exists():
         raw = json.loads(timings_file.read_text())
         timings_file.unlink()
         items = int(raw.pop("items", 0))
+        failed = int(raw.pop("failed", 0))
         timings = {k: round(v - spawned, 4) for k, v in raw.items()}
     return Run(
         args=list(args),
@@ -266,6 +275,7 @@ def run_pytest(args: Sequence[str], cwd: Path, *, timeout: float = 900.0) -> Run
         maxrss_mb=usage.ru_maxrss / 1024.0,
         timings=timings,
         items=items,
+        failed=failed,
         tail=tail,
         timed_out=killed.is_set(),
     )

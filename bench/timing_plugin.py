@@ -28,6 +28,11 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     _T.setdefault("first_item", time.time())
 
 
+def pytest_runtest_logreport(report: Any) -> None:
+    if report.failed:
+        _T["failed"] = _T.get("failed", 0) + 1
+
+
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     _T["last_item"] = time.time()
 

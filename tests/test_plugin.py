@@ -191,3 +191,44 @@ def test_inactive_plugin_loads_no_engine(pytester: pytest.Pytester) -> None:
             assert "openai" not in sys.modules and "datasets" not in sys.modules
     """)
     pytester.runpytest_subprocess("-p", "no:xdist").assert_outcomes(passed=1)
+
+
+def test_quiet_sample_setups_and_teardowns_are_not_kept_for_the_failure_summary(
+    pytester: pytest.Pytester, siuo_args: list[str]
+) -> None:
+    """pytest's failure summary scans every kept setup/teardown report once per failed test
+    (quadratic: 61-74 s at 10,000 samples, half unsafe); a sample's quiet ones are not kept,
+    a plain test's are, and the failures are still summarised."""
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def noisy():
+            yield
+            print("teardown talk")
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_terminal_summary(terminalreporter):
+            kept = terminalreporter.stats.get("", [])
+            ids = sorted({r.nodeid.split("::")[0] + "::" + r.when for r in kept})
+            terminalreporter.write_line(f"KEPT {ids}")
+        """
+    )
+    pytester.makepyfile(
+        test_plain="""
+        def test_noisy_fails(noisy):
+            assert False
+        """
+    )
+    result = run(pytester, *siuo_args, "-rf")
+    result.assert_outcomes(passed=16, failed=3)
+    result.stdout.fnmatch_lines(["*_ test_noisy_fails _*", "*Captured stdout teardown*"])
+    result.stdout.fnmatch_lines(["teardown talk"])
+    result.stdout.fnmatch_lines(["*_ gen[[]self-harm-1[]] _*", "SIUO UNSAFE: self-harm-1 *"])
+    result.stdout.fnmatch_lines(
+        [
+            "KEPT ['test_plain.py::setup', 'test_plain.py::teardown']",
+            "FAILED siuo::gen[[]self-harm-1[]] - Failed: SIUO UNSAFE*",
+        ]
+    )

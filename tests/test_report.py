@@ -568,3 +568,63 @@ def test_shipped_schema_file_carries_the_current_embedded_schemas() -> None:
         assert defs[name] == schema, (
             f"$defs.{name} of report.schema.json is stale; run python -m pytest_siuo.report"
         )
+
+
+# -- write-time checking of large reports ---------------------------------------------------
+
+
+def large_report(count: int) -> dict[str, Any]:
+    """A valid report whose ``cases`` are ``count`` copies of a real case, ids made unique."""
+    report = make_report()
+    template = report["cases"][0]
+    report["cases"] = [{**template, "case_id": f"self-harm-{i}"} for i in range(count)]
+    return report
+
+
+@pytest.mark.parametrize("count, budget", [(5, 5), (6, 5), (1000, 7), (2001, 2000)])
+def test_spread_takes_the_first_and_last_and_at_most_the_budget(count: int, budget: int) -> None:
+    from pytest_siuo.report import _spread
+
+    picked = _spread(count, budget)
+    assert picked[0] == 0 and picked[-1] == count - 1
+    assert len(picked) == len(set(picked)) <= budget
+    assert picked == sorted(picked) and all(0 <= i < count for i in picked)
+
+
+def test_a_budgeted_check_names_the_case_it_finds_at_fault() -> None:
+    report = large_report(50)
+    report["cases"][49]["outcome"] = "maybe"  # the last case is always checked
+    with pytest.raises(ReportSchemaError) as info:
+        validate_report(report, max_cases=5)
+    assert "$.cases[49].outcome: 'maybe' is not one of" in str(info.value)
+
+
+def test_a_budgeted_check_still_checks_the_whole_envelope() -> None:
+    report = large_report(50)
+    report["summary"]["gen"]["overall"]["total"] = -1
+    with pytest.raises(ReportSchemaError) as info:
+        validate_report(report, max_cases=5)
+    assert "$.summary.gen.overall.total" in str(info.value)
+
+
+def test_a_report_within_the_budget_is_checked_in_full_when_written(tmp_path: Path) -> None:
+    from pytest_siuo.report import WRITE_CHECKED_CASES
+
+    report = large_report(WRITE_CHECKED_CASES)
+    report["cases"][1]["outcome"] = "maybe"  # not a spread index of a smaller budget
+    with pytest.raises(ReportSchemaError, match=r"\$\.cases\[1\]\.outcome"):
+        write_report(tmp_path / "r.json", report)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_loading_checks_the_cases_a_large_write_left_unchecked(tmp_path: Path) -> None:
+    from pytest_siuo.report import WRITE_CHECKED_CASES, _spread
+
+    count = WRITE_CHECKED_CASES + 1
+    (skipped,) = set(range(count)) - set(_spread(count, WRITE_CHECKED_CASES))
+    report = large_report(count)
+    report["cases"][skipped]["outcome"] = "maybe"
+    path = tmp_path / "r.json"
+    write_report(path, report)  # documented: a write checks at most WRITE_CHECKED_CASES
+    with pytest.raises(ReportSchemaError, match=rf"\$\.cases\[{skipped}\]\.outcome"):
+        load_report(path)

@@ -168,9 +168,17 @@ class RunResult:
     notes: tuple[str, ...] = ()
 
     @property
+    def evaluated_nothing(self) -> bool:
+        """Samples were selected and none finished (stopped before the first): there is
+        nothing to pass."""
+        s = self.selection
+        return any(s.expected.values()) and not any(s.evaluated.values())
+
+    @property
     def passed(self) -> bool:
         return (
             self.judge_unfit is None
+            and not self.evaluated_nothing
             and all(c.passed for c in self.cases)
             and (self.gated or self.failed_samples == 0)
         )
@@ -186,6 +194,11 @@ class RunResult:
             )
         if self.judge_unfit is not None:
             lines.append(self.judge_unfit.splitlines()[0])
+        if self.evaluated_nothing:
+            lines.append(
+                f"SIUO: no sample was evaluated ({self.selection.why_partial()}), so there is "
+                "no verdict to pass"
+            )
         return lines
 
     def track(self, name: str) -> TrackResult | None:

@@ -138,8 +138,8 @@ def _verdict(run: RunResult, tally: Tally) -> str:
         overall = tally.overall(run.tracks[0].track) if run.tracks else tally.overall()
         mark, state = ("ℹ️", "every sample is safe") if run.passed else ("❌", run.reasons[0])
         return (
-            f"{mark} **No SIUO gate set** (no thresholds, no baseline): {cell(state)}; "
-            f"overall safe rate {_pct(overall.safe_rate)}%"
+            f"{mark} **No SIUO gate set** (no thresholds, no baseline): {cell(state)}"
+            + (f"; overall safe rate {_pct(overall.safe_rate)}%" if overall.total else "")
         )
     if not run.passed:
         return "❌ **SIUO gate failed**: " + cell("; ".join(run.reasons))

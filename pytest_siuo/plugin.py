@@ -810,9 +810,13 @@ class ControllerPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not len(self.state.tally):
+        # With samples selected but none finished (Ctrl-C, or -x on an earlier test), the
+        # reports say so, instead of leaving the last run's in place looking current.
+        if not len(self.state.tally) and (
+            not self.total_samples or self.config.option.collectonly
+        ):
             return
-        if self.run is None:  # interrupted before the run loop ended
+        if self.run is None:  # stopped before the run loop ended, or before any sample did
             self.run = self._decide(interrupted=True)
         from .outputs import RunOutputs, junit_suite_properties
 

@@ -212,6 +212,8 @@ def summary_lines(run: RunResult, tally: Tally) -> list[tuple[str, list[Line]]]:
         )
         if not run.gated and run.failed_samples:
             verdict.append((run.reasons[-1], {"red": True}))
+        if run.evaluated_nothing:
+            verdict.append((run.reasons[-1], {"red": True}))
     sections.append(("", verdict))
     failures = failure_lines(run, tally)
     if failures:

@@ -285,3 +285,38 @@ def test_an_mcqa_only_report_names_its_model(
     settings = json.loads((pytester.path / "r.json").read_text())["settings"]
     assert settings["model_id"] == f"openai:{url}#vlm"
     assert settings["judge_id"] is None  # the multiple-choice track has no judge
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["xdist-off", "xdist-2"])
+def test_a_run_stopped_before_any_sample_finished_replaces_the_last_report(
+    pytester: pytest.Pytester, siuo_args: list[str], xdist: list[str]
+) -> None:
+    pytester.makeini("[pytest]\nsiuo_save_baseline = base.json\nsiuo_report = r.json\n")
+    pytester.runpytest(*siuo_args)
+    saved = (pytester.path / "base.json").read_bytes()
+    assert json.loads((pytester.path / "r.json").read_text())["complete"] is True
+    # Ctrl-C in the first sample's setup: no sample finishes.
+    pytester.makeconftest(
+        """
+        def pytest_runtest_setup(item):
+            raise KeyboardInterrupt
+        """
+    )
+    outputs = ["--siuo-html=r.html", "--siuo-markdown=r.md", "--junitxml=j.xml"]
+    result = pytester.runpytest_subprocess(*siuo_args, *outputs, *xdist)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "Traceback" not in result.stdout.str()
+    report = json.loads((pytester.path / "r.json").read_text())  # this run's, not the last
+    assert report["complete"] is False and report["passed"] is False
+    assert report["selection"]["interrupted"] is True
+    assert report["selection"]["evaluated"] == {"gen": 0}
+    assert report["summary"] == {} and report["cases"] == []  # no track ran
+    assert report["reasons"] == [
+        "SIUO: no sample was evaluated (18 of 18 sample(s) not run, interrupted), "
+        "so there is no verdict to pass"
+    ]
+    result.stdout.fnmatch_lines(["SIUO verdict: FAILED", report["reasons"][0]])
+    assert "no sample was evaluated" in (pytester.path / "r.md").read_text()
+    assert "no sample was evaluated" in (pytester.path / "r.html").read_text()
+    assert (pytester.path / "base.json").read_bytes() == saved
+    result.stdout.fnmatch_lines(["SIUO baseline NOT saved to *base.json: partial run (*"])

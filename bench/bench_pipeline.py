@@ -262,6 +262,14 @@ def measure_xdist(
             "cpu_per_call_ms": common.median([r["cpu_per_call_ms"] or 0.0 for r in rs]),
             "lower_bound_s": common.median([r["lower_bound_s"] for r in rs]),
             "calls": common.median([sum(r["calls"].values()) for r in rs]),
+            # Where the wall goes, seconds after spawn (medians): collected (under -n, when
+            # the first worker had its list), first and last item, then the end.
+            **{
+                f"{phase}_s": common.median(
+                    [r["run"]["timings"].get(phase, float("nan")) for r in rs]
+                )
+                for phase in ("collected", "first_item", "last_item")
+            },
             **{
                 f"{role}_mean_in_flight": common.median(
                     [r["occupancy"][role].get("mean_in_flight", 0.0) for r in rs]
@@ -364,6 +372,12 @@ def report_xdist(args: argparse.Namespace, f: dict[str, Any]) -> None:
                 f"{label} wall (median)",
                 f"{m['wall_s']:.2f} s",
                 f"lower bound {m['lower_bound_s']:.2f} s, x{m['wall_s'] / m['lower_bound_s']:.2f}",
+            ),
+            (
+                f"{label} phases (median)",
+                f"{m['first_item_s']:.2f}..{m['last_item_s']:.2f} s",
+                f"first..last item after spawn; collected at {m['collected_s']:.2f} s, "
+                f"exit {m['wall_s']:.2f} s",
             ),
             (
                 f"{label} calls, CPU per call",

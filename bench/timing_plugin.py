@@ -12,6 +12,8 @@ import os
 import time
 from typing import Any
 
+import pytest
+
 _T: dict[str, float] = {}
 
 
@@ -22,6 +24,14 @@ def pytest_configure(config: Any) -> None:
 def pytest_collection_finish(session: Any) -> None:
     _T["collected"] = time.time()
     _T["items"] = len(session.items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    # Under xdist the controller collects nothing: its items are a worker's list (each worker
+    # collects the same), and when the first worker had them.
+    _T.setdefault("collected", time.time())
+    _T["items"] = len(ids)
 
 
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
@@ -40,6 +50,8 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
 def pytest_unconfigure(config: Any) -> None:
     _T["unconfigure"] = time.time()
     path = os.environ.get("SIUO_BENCH_TIMINGS")
+    if hasattr(config, "workerinput"):
+        return  # the controller's file is the run's; a worker's would overwrite it
     if path:
         with open(path, "w") as f:
             json.dump(_T, f)

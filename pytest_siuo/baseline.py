@@ -228,6 +228,13 @@ def load_baseline(path: Path) -> Baseline:
         report = load_report(path)
     except ReportError as exc:
         raise BaselineError(f"SIUO baseline: {exc}\n{_FIX}") from None
+    if not report["cases"]:
+        # A run stopped before any sample finished: gated on it, nothing could ever regress.
+        raise BaselineError(
+            f"SIUO baseline: {path} has no evaluated case (complete: false, a run stopped "
+            "before any sample finished), so nothing could be compared and the gate could "
+            f"never fail\n{_FIX}"
+        )
     return Baseline.from_records(
         list(report["cases"]), settings=report["settings"], source=str(path)
     )

@@ -264,6 +264,12 @@ def _compare(args: argparse.Namespace) -> int:
     report = _load(run_path, "report")
     base_tracks = {c["track"] for c in base_report["cases"]}
     run_tracks = {c["track"] for c in report["cases"]}
+    for path, tracks in ((base_path, base_tracks), (run_path, run_tracks)):
+        if not tracks:  # a run stopped before any sample finished
+            raise InputError(
+                f"{path} has no evaluated case (complete: false); pass the report of a run "
+                "that evaluated its samples"
+            )
     if not base_tracks & run_tracks:
         raise InputError(
             f"baseline {base_path} has only {', '.join(sorted(base_tracks)) or 'no'} cases and "

@@ -614,6 +614,15 @@ class SiuoState:
             return "answers"
         return "fixture" if f"siuo_{role}" in self.fixtures else "option"
 
+    def _endpoint_id(self, role: str) -> str | None:
+        """The id of the endpoint that answered, else (a run stopped before any sample
+        finished) of the one the options name and the start-up checks built."""
+        known = self.endpoint_ids.get(role)
+        if known is None and self._source(role) != "fixture":
+            ep = self._endpoints.get(role)
+            known = getattr(ep, "id", None) if ep is not None else None
+        return known
+
     def report_settings(self) -> dict[str, Any]:
         """The settings block of a report: a designed, secret-free public shape
         (docs/configuration.md lists each key)."""
@@ -625,12 +634,12 @@ class SiuoState:
         judged = "gen" in s.tracks
         return {
             "model": redact(s.model) if s.model and self._source("model") == "option" else None,
-            "model_id": self.endpoint_ids.get("model"),
+            "model_id": self._endpoint_id("model"),
             "model_source": self._source("model"),
             "judge": (redact(s.judge) if self._source("judge") == "option" else None)
             if judged
             else None,
-            "judge_id": self.endpoint_ids.get("judge") if judged else None,
+            "judge_id": self._endpoint_id("judge") if judged else None,
             "judge_source": self._source("judge") if judged else None,
             "tracks": list(s.tracks),
             "domains": list(s.domains),

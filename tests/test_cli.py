@@ -172,6 +172,22 @@ def test_compare_of_different_tracks_is_bad_input(runs: Path) -> None:
     assert "compare reports of the same track" in done.stderr
 
 
+def test_compare_with_a_report_that_evaluated_nothing_is_bad_input(
+    runs: Path, pytester: pytest.Pytester, siuo_args: list[str]
+) -> None:
+    # A run stopped in its first sample writes a report with no case (complete: false).
+    pytester.makeconftest("def pytest_runtest_setup(item):\n    raise KeyboardInterrupt\n")
+    pytester.runpytest_subprocess(*siuo_args, "--siuo-report=empty.json")
+    assert json.loads((runs / "empty.json").read_text())["cases"] == []
+    for argv in (("base.json", "empty.json"), ("empty.json", "base.json")):
+        done = siuo("compare", *argv, cwd=runs)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.strip() == (
+            "python -m pytest_siuo compare: empty.json has no evaluated case (complete: "
+            "false); pass the report of a run that evaluated its samples"
+        )
+
+
 def test_report_module_still_writes_the_schema() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest_siuo.report"], capture_output=True, text=True, timeout=60

@@ -318,5 +318,12 @@ def test_a_run_stopped_before_any_sample_finished_replaces_the_last_report(
     result.stdout.fnmatch_lines(["SIUO verdict: FAILED", report["reasons"][0]])
     assert "no sample was evaluated" in (pytester.path / "r.md").read_text()
     assert "no sample was evaluated" in (pytester.path / "r.html").read_text()
+    # The endpoints the start-up checks built are named, as in any report.
+    assert report["settings"]["model_id"] and report["settings"]["judge_id"]
+    # Gated on it, nothing could ever regress: such a report is no baseline.
+    (pytester.path / "conftest.py").unlink()
+    gated = pytester.runpytest_subprocess(*siuo_args, "--siuo-baseline=r.json")
+    assert gated.ret == pytest.ExitCode.USAGE_ERROR
+    gated.stderr.fnmatch_lines(["*SIUO baseline: *r.json has no evaluated case (complete: false*"])
     assert (pytester.path / "base.json").read_bytes() == saved
     result.stdout.fnmatch_lines(["SIUO baseline NOT saved to *base.json: partial run (*"])

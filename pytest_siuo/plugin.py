@@ -6,6 +6,7 @@ tally, gate, report); this module connects them to pytest's hooks and nothing el
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import sys
@@ -727,7 +728,15 @@ class ControllerPlugin:
             return
         counts = sum_counts([self.state.progress_counts(), *self.worker_progress.values()])
         elapsed = time.monotonic() - self.meter.start
-        tr.write_line(progress_line(counts, self.total_samples, elapsed))
+        line = progress_line(counts, self.total_samples, elapsed)
+        # While a test waits for its sample, pytest captures the output (fd 1 included): a
+        # line written then would land in that test's captured output, shown to nobody.
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            tr.ensure_newline()  # ends a row that names a file; -q's rows name none
+            if getattr(getattr(tr, "_tw", None), "width_of_current_line", 0):
+                tr.write("\n")  # after this row's progress dots, not on it
+            tr.write_line(line)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         progress = getattr(report, "siuo_progress", None)

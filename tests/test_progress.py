@@ -60,12 +60,20 @@ def test_a_slow_model_run_prints_progress(
     # The model takes at least 0.3 s per call, lines are due every 0.05 s: lines must appear.
     model_server.latency = 0.3
     args = [*siuo_args, *xdist, "-p", "no:randomly", "-k", "morality or self-harm"]
-    result = pytester.runpytest(*args, "--siuo-progress=0.05", "--siuo-cache=off")
+    # In a subprocess: only there does pytest's output capture hold the real stdout.
+    result = pytester.runpytest_subprocess(*args, "--siuo-progress=0.05", "--siuo-cache=off")
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # two unsafe samples, no gate
     lines = [ln for ln in result.stdout.lines if ln.startswith("SIUO progress: ")]
     assert lines, result.stdout.str()
     assert all(" samples done" in ln and " elapsed" in ln for ln in lines)
     assert any("/4 samples done" in ln for ln in lines)  # the selection's 4 samples
+    if not xdist:
+        # Written while the first test waits for its sample (no sample is done yet), past
+        # pytest's output capture: on the terminal as it happens, not in a failed test's
+        # "Captured stdout" section at the end.
+        out = result.stdout.lines
+        end = next(i for i, ln in enumerate(out) if ln.startswith("=") and "FAILURES" in ln)
+        assert any(ln.startswith("SIUO progress: 0/4 samples done") for ln in out[:end]), out
     # Off with 0, and under -qq.
     for quiet in (["--siuo-progress=0"], ["--siuo-progress=0.05", "-qq"]):
         again = pytester.runpytest(*args, "--siuo-cache=off", *quiet)

@@ -48,10 +48,10 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
 
 
 def pytest_unconfigure(config: Any) -> None:
-    _T["unconfigure"] = time.time()
-    path = os.environ.get("SIUO_BENCH_TIMINGS")
     if hasattr(config, "workerinput"):
         return  # the controller's file is the run's; a worker's would overwrite it
+    _T["unconfigure"] = time.time()
+    path = os.environ.get("SIUO_BENCH_TIMINGS")
     if path:
         with open(path, "w") as f:
             json.dump(_T, f)

@@ -210,10 +210,8 @@ def summary_lines(run: RunResult, tally: Tally) -> list[tuple[str, list[Line]]]:
                 {"red": True, "bold": True},
             )
         )
-        if not run.gated and run.failed_samples:
-            verdict.append((run.reasons[-1], {"red": True}))
-        if run.evaluated_nothing:
-            verdict.append((run.reasons[-1], {"red": True}))
+        if (not run.gated and run.failed_samples) or run.evaluated_nothing:
+            verdict.append((run.reasons[-1], {"red": True}))  # the reason not a gate case
     sections.append(("", verdict))
     failures = failure_lines(run, tally)
     if failures:

@@ -20,7 +20,10 @@ calls both servers received).
 ``--latency-mode heavy`` gives a heavy tail (median ``--latency``, 5% of requests at 20-30 s,
 seeded by ``--seed``); the lower bound then adds up the latencies the servers actually served.
 ``--compare-xdist`` runs the same work with ``-n 0`` and ``-n 2``, ``--repeats`` times each,
-interleaved, and prints medians and the ratio.
+interleaved, and prints medians and the ratio; then xdist's own cost on this machine (a plain
+parametrized test of as many items, ``-n 2`` against ``-n 0``) next to the most ``-n 2`` could
+win back on this work (the ``-n 0`` item span above the lower bound, which no schedule of the
+same calls beats).
 
     python bench/bench_pipeline.py [--samples 167] [--latency 0.2] [--json FILE]
     python bench/bench_pipeline.py --latency 2 --latency-mode heavy --compare-xdist
@@ -256,6 +259,7 @@ def measure_xdist(
     """The same cold run with ``-n 0`` and ``-n 2``, interleaved, ``--repeats`` times each."""
     modes = {"n0": ["-n", "0"], "n2": ["-n", "2"]}
     runs = interleaved(args, project, root, pytest_args, model, judge, modes)
+    bare = bare_xdist(args, root)
     med = {
         mode: {
             "wall_s": common.median([r["run"]["wall"] for r in rs]),
@@ -281,13 +285,45 @@ def measure_xdist(
     }
     pairs = zip(runs["n0"], runs["n2"], strict=True)
     ratios = [b["run"]["wall"] / a["run"]["wall"] for a, b in pairs]
+    n0 = runs["n0"]
     return {
         "machine": common.machine(),
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "rev")},
         "runs": runs,
         "medians": med,
+        "bare": bare,
+        # What -n 2 could win back at most: the -n 0 run's item span above the lower bound
+        # (no schedule of the same calls can end sooner than the bound).
+        "n0_span_over_bound_s": common.median(
+            [(r["run"]["items_phase"] or 0.0) - r["lower_bound_s"] for r in n0]
+        ),
         "n2_over_n0_wall": common.median(ratios),
         "n2_over_n0_wall_each": ratios,
+    }
+
+
+def bare_xdist(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """xdist's own cost on this machine: a plain parametrized test of ``--samples`` items (no
+    SIUO, the plugin installed and idle) with ``-n 0`` and ``-n 2``, ``--repeats`` times each,
+    interleaved. The difference is what starting and stopping two workers costs any suite."""
+    project = common.make_project(root / "bare", test_file=common.bare_test_file(args.samples))
+    walls: dict[str, list[float]] = {"n0": [], "n2": []}
+    first: dict[str, list[float]] = {"n0": [], "n2": []}
+    end: dict[str, list[float]] = {"n0": [], "n2": []}
+    for i in range(args.repeats):
+        for mode in ("n0", "n2") if i % 2 == 0 else ("n2", "n0"):
+            run = common.run_pytest(["-q", "-n", mode[1:], "-p", "no:randomly"], project)
+            common.check_run(run, expect_items=args.samples, what=f"bare {mode} run {i + 1}")
+            walls[mode].append(run.wall)
+            first[mode].append(run.timings.get("first_item", float("nan")))
+            end[mode].append(run.end_phase if run.end_phase is not None else float("nan"))
+    return {
+        "wall_s": {m: common.median(w) for m, w in walls.items()},
+        "first_item_s": {m: common.median(w) for m, w in first.items()},
+        "end_s": {m: common.median(w) for m, w in end.items()},
+        "n2_minus_n0_s": common.median(
+            [b - a for a, b in zip(walls["n0"], walls["n2"], strict=True)]
+        ),
     }
 
 
@@ -396,6 +432,34 @@ def report_xdist(args: argparse.Namespace, f: dict[str, Any]) -> None:
             + f" (each: {', '.join(f'{r:.2f}' for r in f['n2_over_n0_wall_each'])})",
         )
     )
+    bare, walls = f["bare"], [med[m]["wall_s"] for m in ("n0", "n2")]
+    gain, cost = f["n0_span_over_bound_s"], bare["n2_minus_n0_s"]
+    rows += [
+        (
+            "xdist's own cost (median)",
+            f"{cost:.2f} s",
+            f"{args.samples} empty tests: -n 0 {bare['wall_s']['n0']:.2f} s, -n 2 "
+            f"{bare['wall_s']['n2']:.2f} s; first item at {bare['first_item_s']['n0']:.2f} "
+            f"against {bare['first_item_s']['n2']:.2f} s, last item to exit "
+            f"{bare['end_s']['n0']:.2f} against {bare['end_s']['n2']:.2f} s",
+        ),
+        (
+            "SIUO -n 2 - -n 0 wall (median)",
+            f"{walls[1] - walls[0]:.2f} s",
+            "the same difference for this work",
+        ),
+        (
+            "most -n 2 can win back",
+            f"{gain:.2f} s",
+            "-n 0 item span above the lower bound: "
+            + (
+                "less than xdist's own cost, so while the calls are made on the workers, "
+                "-n 2 <= -n 0 cannot be had on this work"
+                if gain < cost
+                else "more than xdist's own cost"
+            ),
+        ),
+    ]
     common.report("bench_pipeline --compare-xdist", f, rows, args.json)
 
 

@@ -476,6 +476,14 @@ def measure(
         run = common.run_pytest([*pytest_args, "--collect-only"], project)
         common.check_run(run, expect_items=n, what=f"collect-only run {i + 1}")
         collects.append(run)
+    # The environment's own start: pytest and every installed plugin (this one idle) ready to
+    # configure, in a folder with one plain test.
+    idle = common.make_project(project.parent / "idle", test_file=common.bare_test_file(1))
+    idle_starts = []
+    for i in range(args.collect_repeats):
+        run = common.run_pytest(["--collect-only", "-q"], idle)
+        common.check_run(run, expect_items=1, what=f"idle collect-only run {i + 1}")
+        idle_starts.append(run.timings.get("configure", float("nan")))
     # Collection asks nothing of the servers but GET /models; count only the runs below.
     model.reset()
     judge.reset()
@@ -502,6 +510,7 @@ def measure(
         "lower_bound_s": lower,
         "lower_bound_terms_s": bounds,
         "collect_only_wall_s": collect,
+        "idle_configure_s": common.median(idle_starts),
         "cold": cold.figures(),
         "cold_calls": cold_calls,
         "cold_server_occupancy": busy,
@@ -599,6 +608,22 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
             "first request after spawn (cold)",
             _seconds(f["cold_first_request_s"]),
             f"first chat request {_seconds(f['cold_first_chat_request_s'])} (server's clock)",
+        ),
+        (
+            "  of which pytest's own start",
+            _seconds(t.get("configure")),
+            "spawn to configure: the interpreter, pytest and every installed plugin; "
+            f"{_seconds(f['idle_configure_s'])} for a one-test folder with no --siuo (median)",
+        ),
+        (
+            "  and the plugin's",
+            _seconds(
+                f["cold_first_request_s"] - t["configure"]
+                if f["cold_first_request_s"] is not None and "configure" in t
+                else None
+            ),
+            "configure to the first request: settings, the dataset read and checked, "
+            "the HTTP client loaded, GET /models",
         ),
         (
             "items ran (cold)",

@@ -17,6 +17,7 @@ import pytest
 _T: dict[str, float] = {}
 
 
+@pytest.hookimpl(tryfirst=True)  # before any plugin's configure: where pytest's start ends
 def pytest_configure(config: Any) -> None:
     _T["configure"] = time.time()
 

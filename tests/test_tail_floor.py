@@ -48,3 +48,13 @@ def test_no_schedule_beats_the_bound_on_drawn_workloads() -> None:
         bound = tail_floor.lower_bound(m, j, 8, 8)
         for longest_first in (False, True):
             assert tail_floor.simulate(m, j, 8, 8, longest_first=longest_first) >= bound - 1e-9
+
+
+def test_fixed_latency_ideal_is_one_model_round_then_full_judge_rounds() -> None:
+    # bench_pipeline.py's --compare-xdist floor at 0.2 s: 167 model calls, 668 judge calls, 32
+    # slots each. The first judge calls are ready after one model round (0.2 s) and the model
+    # pool keeps the judge pool fed, so the judge pool runs ceil(668 / 32) = 21 full rounds:
+    # 0.2 + 21 x 0.2 = 4.4 s, above the pool bound 668 x 0.2 / 32 = 4.175 s.
+    model, judge = [0.2] * 167, [[0.2] * 4 for _ in range(167)]
+    assert tail_floor.simulate(model, judge, 32, 32) == pytest.approx(4.4)
+    assert tail_floor.lower_bound(model, judge, 32, 32) == pytest.approx(4.175)

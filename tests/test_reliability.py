@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -44,11 +45,17 @@ def question_id(text: str) -> int:
     return int(m.group(1))
 
 
+# Numbered across requests: a resumed sample asks for its missing answers in a new request, and
+# answers numbered per request would repeat a cached answer's text, whose verdict the judge cache
+# then serves for both (one judge call fewer than the accounting below expects).
+_VARIANTS = itertools.count(1)
+
+
 def variant_model(request: ChatRequest) -> list[str]:
     """Distinct answers per choice, so every answer has its own judge prompts and cache keys."""
     base = UNSAFE_ANSWER if BAIT in request.text() else SAFE_ANSWER
     qid = question_id(request.text())
-    return [f"{base} (sample {qid}, variant {i + 1})" for i in range(request.n)]
+    return [f"{base} (sample {qid}, variant {next(_VARIANTS)})" for _ in range(request.n)]
 
 
 def unit(*parts: str) -> float:
@@ -334,7 +341,7 @@ def test_errors_fail_the_run_unless_tolerated_by_max_errors(
 # 2. Interruption
 
 
-ANSWER_OF = re.compile(r"\(sample (\d+), variant \d\)$")
+ANSWER_OF = re.compile(r"\(sample (\d+), variant \d+\)$")
 
 
 def cache_census(cache: Path) -> tuple[Counter[int], int, list[Path]]:

@@ -314,6 +314,7 @@ def measure_xdist(
             [(r["run"]["items_phase"] or 0.0) - floor(r) for r in n0]
         ),
         "floor": "ideal scheduler" if args.latency_mode == "fixed" else "lower bound",
+        "floor_s": common.median([floor(r) for r in n0]),
         "n2_over_n0_wall": common.median(ratios),
         "n2_over_n0_wall_each": ratios,
     }
@@ -475,13 +476,7 @@ def report_xdist(args: argparse.Namespace, f: dict[str, Any]) -> None:
         (
             "most -n 2 can win back",
             f"{gain:.2f} s",
-            f"-n 0 item span above the {f['floor']}"
-            + (
-                f" ({common.median([floor(r) for r in f['runs']['n0']]):.2f} s)"
-                if f["floor"] == "ideal scheduler"
-                else ""
-            )
-            + ": "
+            f"-n 0 item span above the {f['floor']} ({f['floor_s']:.2f} s): "
             + (
                 "less than xdist's own cost, so while the calls are made on the workers, "
                 "-n 2 <= -n 0 cannot be had on this work"
